@@ -1,0 +1,158 @@
+// Fused residual add + ReLU kernels and their C ABI launchers. See residual_add_relu.h for the contract.
+//
+// The op is memory bound (6 bytes moved per FP16 element), so the design goal is to issue 16-byte loads and
+// stores for the bulk of the tensor: each thread handles one 16-byte vector per grid-stride step. A head
+// (until the pointers reach a 16-byte boundary) and a tail (fewer than one vector) are done element-wise;
+// when a, b and y are misaligned relative to each other no common vector boundary exists and the whole
+// range runs element-wise.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "residual_add_relu.h"
+#include "residual_add_relu_math.h"
+
+namespace {
+
+constexpr int kBlock = 256;
+
+struct OpF32 {
+    __device__ float operator()(float a, float b) const { return rd::add_relu_f32(a, b); }
+};
+
+struct OpF16 {
+    __device__ uint16_t operator()(uint16_t a, uint16_t b) const { return rd::add_relu_f16_bits(a, b); }
+};
+
+struct OpI8 {
+    float sa, sb, sy;
+    __device__ int8_t operator()(int8_t a, int8_t b) const { return rd::add_relu_i8(a, b, sa, sb, sy); }
+};
+
+template <typename T, typename Op>
+__device__ __forceinline__ void elementwise(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,
+                                            int64_t n, Op op) {
+    constexpr int kVec = 16 / sizeof(T);
+    const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    const uintptr_t off_a = reinterpret_cast<uintptr_t>(a) & 15u;
+    const uintptr_t off_b = reinterpret_cast<uintptr_t>(b) & 15u;
+    const uintptr_t off_y = reinterpret_cast<uintptr_t>(y) & 15u;
+
+    if (off_a != off_b || off_a != off_y || off_a % sizeof(T) != 0) {
+        for (int64_t i = tid; i < n; i += stride) y[i] = op(a[i], b[i]);
+        return;
+    }
+    int64_t head = off_a == 0 ? 0 : static_cast<int64_t>((16u - off_a) / sizeof(T));
+    if (head > n) head = n;
+    for (int64_t i = tid; i < head; i += stride) y[i] = op(a[i], b[i]);
+
+    const int64_t n_vec = (n - head) / kVec;
+    const uint4* va = reinterpret_cast<const uint4*>(a + head);
+    const uint4* vb = reinterpret_cast<const uint4*>(b + head);
+    uint4* vy = reinterpret_cast<uint4*>(y + head);
+    for (int64_t i = tid; i < n_vec; i += stride) {
+        const uint4 ra = va[i];
+        const uint4 rb = vb[i];
+        T ea[kVec], eb[kVec], ey[kVec];
+        memcpy(ea, &ra, 16);  // register-level reinterpretation; compiles to nothing
+        memcpy(eb, &rb, 16);
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) ey[k] = op(ea[k], eb[k]);
+        uint4 ry;
+        memcpy(&ry, ey, 16);
+        vy[i] = ry;
+    }
+
+    for (int64_t i = head + n_vec * kVec + tid; i < n; i += stride) y[i] = op(a[i], b[i]);
+}
+
+}  // namespace
+
+// Entry points with an AOT-plugin-compatible signature: inputs, int32 scalars, output.
+extern "C" __global__ void __launch_bounds__(kBlock)
+    residual_add_relu_f32(const float* __restrict__ a, const float* __restrict__ b, int32_t n, float* __restrict__ y) {
+    elementwise(a, b, y, n, OpF32{});
+}
+
+extern "C" __global__ void __launch_bounds__(kBlock) residual_add_relu_f16(const uint16_t* __restrict__ a,
+                                                                          const uint16_t* __restrict__ b, int32_t n,
+                                                                          uint16_t* __restrict__ y) {
+    elementwise(a, b, y, n, OpF16{});
+}
+
+extern "C" __global__ void __launch_bounds__(kBlock)
+    residual_add_relu_i8(const int8_t* __restrict__ a, const int8_t* __restrict__ b, int32_t n, int32_t sa_bits,
+                         int32_t sb_bits, int32_t sy_bits, int8_t* __restrict__ y) {
+    elementwise(a, b, y, n, OpI8{__int_as_float(sa_bits), __int_as_float(sb_bits), __int_as_float(sy_bits)});
+}
+
+namespace {
+
+// Launches stay within the int32 element count of the entry points by splitting into chunks; a chunk is a
+// multiple of 16 elements so every chunk keeps the alignment of the first one.
+constexpr int64_t kChunk = int64_t{1} << 30;
+
+int grid_for(int64_t n, int vec) {
+    const int64_t vectors = (n + vec - 1) / vec;
+    int64_t blocks = (vectors + kBlock - 1) / kBlock;
+    if (blocks < 1) blocks = 1;
+    return static_cast<int>(blocks);
+}
+
+int32_t float_bits(float f) {
+    int32_t bits;
+    std::memcpy(&bits, &f, sizeof(bits));
+    return bits;
+}
+
+template <typename Launch>
+int launch_chunks(int64_t n, const void* a, const void* b, void* y, Launch launch) {
+    if (n < 0 || (n > 0 && (a == nullptr || b == nullptr || y == nullptr))) return cudaErrorInvalidValue;
+    for (int64_t start = 0; start < n; start += kChunk) {
+        const int32_t count = static_cast<int32_t>(n - start < kChunk ? n - start : kChunk);
+        launch(start, count);
+        const cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+}
+
+}  // namespace
+
+extern "C" {
+
+RD_API int rd_abi_version(void) { return 1; }
+
+RD_API int rd_residual_add_relu_f32(const float* a, const float* b, float* y, int64_t n, void* stream) {
+    return launch_chunks(n, a, b, y, [&](int64_t s, int32_t c) {
+        residual_add_relu_f32<<<grid_for(c, 4), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(a + s, b + s, c,
+                                                                                                 y + s);
+    });
+}
+
+RD_API int rd_residual_add_relu_f16(const void* a, const void* b, void* y, int64_t n, void* stream) {
+    const auto* ha = static_cast<const uint16_t*>(a);
+    const auto* hb = static_cast<const uint16_t*>(b);
+    auto* hy = static_cast<uint16_t*>(y);
+    return launch_chunks(n, a, b, y, [&](int64_t s, int32_t c) {
+        residual_add_relu_f16<<<grid_for(c, 8), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(ha + s, hb + s, c,
+                                                                                                 hy + s);
+    });
+}
+
+RD_API int rd_residual_add_relu_i8(const int8_t* a, const int8_t* b, int8_t* y, int64_t n, float sa, float sb,
+                                   float sy, void* stream) {
+    if (!std::isfinite(sa) || !std::isfinite(sb) || !std::isfinite(sy) || !(sy > 0.0f)) return cudaErrorInvalidValue;
+    const int32_t ba = float_bits(sa), bb = float_bits(sb), by = float_bits(sy);
+    return launch_chunks(n, a, b, y, [&](int64_t s, int32_t c) {
+        residual_add_relu_i8<<<grid_for(c, 16), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(a + s, b + s, c, ba,
+                                                                                                 bb, by, y + s);
+    });
+}
+
+RD_API const char* rd_error_string(int code) { return cudaGetErrorString(static_cast<cudaError_t>(code)); }
+
+}  // extern "C"

@@ -1,0 +1,51 @@
+"""Atomic output: write to a temporary file beside the destination, rename only on success."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import UserError
+
+
+def check_writable(dest: str | Path) -> Path:
+    """Fail early, with one line, when ``dest`` cannot be created (missing folder, no permission, a directory)."""
+    dest = Path(dest)
+    if dest.is_dir():
+        raise UserError(f"cannot write {dest}: it is a directory")
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {dest}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write {dest}: folder {parent} is not writable")
+    return dest
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; it replaces ``dest`` only if the block finishes without error."""
+    dest = check_writable(dest)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(dest: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``dest`` atomically."""
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
+
+
+def atomic_write_text(dest: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``dest`` atomically."""
+    return atomic_write_bytes(dest, text.encode("utf-8"))

@@ -1,0 +1,99 @@
+"""The interface every backend implements: validated, batch-splitting ``predict`` on numpy or torch input."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..models.weights import ModelInfo
+
+
+class InferenceModel(ABC):
+    """A loaded model. Subclasses set the I/O description in ``__init__`` and implement :meth:`_run`.
+
+    ``input_shape`` holds ``None`` for dynamic axes (the batch axis at least). ``max_batch`` is the largest
+    batch one call of :meth:`_run` accepts (a TensorRT profile's maximum); larger batches are split.
+    """
+
+    backend: str = "abstract"
+    precision: str = "fp32"
+
+    def __init__(
+        self,
+        *,
+        input_name: str,
+        input_shape: tuple[int | None, ...],
+        input_dtype: np.dtype[Any],
+        output_name: str,
+        max_batch: int | None = None,
+        info: ModelInfo | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.input_name = input_name
+        self.input_shape = input_shape
+        self.input_dtype = np.dtype(input_dtype)
+        self.output_name = output_name
+        self.max_batch = max_batch
+        self.info = info
+        self.path = path
+
+    @abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one validated batch (at most ``max_batch``) and return the output as numpy."""
+
+    def _to_numpy(self, batch: Any) -> np.ndarray:
+        if isinstance(batch, np.ndarray):
+            return batch
+        if type(batch).__module__.startswith("torch"):
+            return batch.detach().cpu().numpy()  # type: ignore[no-any-return]
+        raise UserError(f"predict() takes a numpy array or torch tensor, not {type(batch).__name__}")
+
+    def validate(self, x: np.ndarray) -> None:
+        """Raise a one-line :class:`UserError` when ``x`` does not fit the model's input."""
+        if x.dtype != self.input_dtype:
+            raise UserError(f"input dtype {x.dtype} does not match the model's {self.input_dtype}")
+        if x.ndim != len(self.input_shape):
+            raise UserError(f"input has shape {tuple(x.shape)}; the model takes {self.describe_shape()}")
+        for got, want in zip(x.shape, self.input_shape, strict=True):
+            if want is not None and got != want:
+                raise UserError(f"input has shape {tuple(x.shape)}; the model takes {self.describe_shape()}")
+        if x.shape[0] == 0:
+            raise UserError("input batch is empty")
+
+    def describe_shape(self) -> str:
+        return "(" + ", ".join("N" if d is None else str(d) for d in self.input_shape) + ")"
+
+    def predict(self, batch: Any) -> np.ndarray:
+        """Logits for a batch; batches above ``max_batch`` are split and the results concatenated."""
+        x = np.ascontiguousarray(self._to_numpy(batch))
+        self.validate(x)
+        step = self.max_batch or x.shape[0]
+        outs = [self._run(x[i : i + step]) for i in range(0, x.shape[0], step)]
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
+
+    def topk(self, batch: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """(softmax probabilities, class indices) of the ``k`` best classes per image, best first."""
+        logits = self.predict(batch).astype(np.float32)
+        k = max(1, min(k, logits.shape[1]))
+        idx = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+        z = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        return np.take_along_axis(probs, idx, axis=1), idx
+
+    def close(self) -> None:
+        """Release backend resources (sessions, device memory)."""
+        return None
+
+    def __enter__(self) -> InferenceModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        arch = self.info.arch if self.info else "?"
+        return f"<{type(self).__name__} {arch} {self.precision} input={self.input_name}{self.describe_shape()}>"

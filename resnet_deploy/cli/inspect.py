@@ -1,0 +1,16 @@
+"""`resnet-deploy inspect`: reserved; arrives with its issue."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("inspect", help="(not yet available)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UserError("'inspect' is not available yet")

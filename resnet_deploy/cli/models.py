@@ -1,0 +1,16 @@
+"""`resnet-deploy models`: reserved; arrives with its issue."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("models", help="(not yet available)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UserError("'models' is not available yet")

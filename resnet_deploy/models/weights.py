@@ -1,0 +1,234 @@
+"""Loading and saving weights safely: torchvision-style state dicts (.pth/.pt) and .safetensors.
+
+Checkpoints are untrusted input: .pth files load with ``torch.load(weights_only=True)`` and every value must be
+a tensor; .safetensors holds only tensors and string metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._io import atomic_path
+from ..errors import UserError
+from .registry import ARCHITECTURES, build_model, get_arch
+from .resnet import NormalizedModel
+
+CHECKPOINT_FORMAT = "resnet-deploy-checkpoint/1"
+BUNDLED_DIR = Path(__file__).parent / "checkpoints"
+_TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+
+
+@dataclass
+class ModelInfo:
+    """What travels with a model from checkpoint to ONNX metadata to engine sidecar."""
+
+    arch: str
+    num_classes: int = 1000
+    in_channels: int = 3
+    input_size: int = 224
+    mean: list[float] | None = None  # normalisation inside the graph; None = the caller normalises
+    std: list[float] | None = None
+    dataset: str | None = None
+    labels: list[str] | None = None
+    name: str | None = None  # bundled checkpoint name
+    top1: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        """Flatten to string key/values (safetensors metadata, ONNX metadata_props)."""
+        out = {"format": CHECKPOINT_FORMAT}
+        for key, value in asdict(self).items():
+            if value is None or key == "extra":
+                continue
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], source: str = "metadata") -> ModelInfo:
+        """Parse and validate metadata written by :meth:`to_metadata`."""
+        if "arch" not in meta:
+            raise UserError(f"{source}: no 'arch' in the checkpoint metadata")
+        kwargs: dict[str, Any] = {"arch": meta["arch"]}
+        try:
+            for key in ("num_classes", "in_channels", "input_size"):
+                if key in meta:
+                    kwargs[key] = int(json.loads(meta[key]))
+            for key in ("mean", "std"):
+                if key in meta:
+                    kwargs[key] = [float(v) for v in json.loads(meta[key])]
+            if "labels" in meta:
+                kwargs["labels"] = [str(v) for v in json.loads(meta["labels"])]
+            if "top1" in meta:
+                kwargs["top1"] = float(json.loads(meta["top1"]))
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{source}: malformed checkpoint metadata ({exc})") from None
+        for key in ("dataset", "name"):
+            if key in meta:
+                kwargs[key] = meta[key]
+        info = cls(**kwargs)
+        if info.mean is not None and (info.std is None or len(info.mean) != len(info.std)):
+            raise UserError(f"{source}: mean and std must both be given with the same length")
+        return info
+
+
+def bundled_checkpoints() -> dict[str, Path]:
+    """Names and paths of the checkpoints shipped inside the package."""
+    return {p.stem: p for p in sorted(BUNDLED_DIR.glob("*.safetensors"))}
+
+
+def resolve_weights(spec: str | Path) -> Path:
+    """Turn a bundled checkpoint name or a file path into an existing path."""
+    bundled = bundled_checkpoints()
+    if isinstance(spec, str) and spec in bundled:
+        return bundled[spec]
+    path = Path(spec)
+    if not path.exists():
+        names = ", ".join(bundled) or "none"
+        raise UserError(f"weights '{spec}' not found (not a file, nor a bundled checkpoint: {names})")
+    if not path.is_file():
+        raise UserError(f"weights '{spec}' is not a file")
+    return path
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise UserError(f"{path} holds no state dict")
+    state: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise UserError(f"{path}: entry {key!r} is not a tensor; expected a state dict of tensors")
+        state[key.removeprefix("module.")] = value
+    return state
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a state dict and its metadata (empty for .pth) without executing anything from the file."""
+    path = resolve_weights(path)
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+                state = {k.removeprefix("module."): f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise UserError(f"cannot read {path}: corrupt or not a safetensors file ({exc})") from None
+        if not state:
+            raise UserError(f"{path} holds no tensors")
+        return state, metadata
+    if path.suffix not in _TORCH_SUFFIXES:
+        raise UserError(f"{path}: unsupported weights format (use .pth, .pt or .safetensors)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe pickles
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read {path}: corrupt, or not a plain state dict ({first})") from None
+    return _unwrap(obj, path), {}
+
+
+def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: str, source: str) -> None:
+    """``load_state_dict(strict=True)`` with one message naming missing, unexpected and mis-shaped keys."""
+    expected = model.state_dict()
+    # Older torchvision checkpoints predate BatchNorm's num_batches_tracked buffer; it does not affect inference.
+    state = dict(state)
+    for key, value in expected.items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = value
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or misshaped:
+
+        def _few(items: list[str]) -> str:
+            return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing: {_few(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {_few(unexpected)}")
+        if misshaped:
+            parts.append(f"{len(misshaped)} mis-shaped: {_few(misshaped)}")
+        raise UserError(f"weights {source} do not fit {arch}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def _guess_num_classes(state: dict[str, torch.Tensor]) -> int | None:
+    fc = state.get("fc.weight")
+    return int(fc.shape[0]) if fc is not None and fc.ndim == 2 else None
+
+
+def _guess_in_channels(state: dict[str, torch.Tensor]) -> int | None:
+    conv = state.get("conv1.weight")
+    return int(conv.shape[1]) if conv is not None and conv.ndim == 4 else None
+
+
+def load_model(
+    arch: str | None = None,
+    weights: str | Path | None = None,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    input_size: int | None = None,
+) -> tuple[nn.Module, ModelInfo]:
+    """Build a network in eval mode, load its weights, and return it with its :class:`ModelInfo`.
+
+    A resnet-deploy checkpoint names its architecture, so ``arch`` may be omitted; for other files the class
+    count and input channels are read off the weights when not given.
+    """
+    state: dict[str, torch.Tensor] | None = None
+    info: ModelInfo | None = None
+    source = str(weights)
+    if weights is not None:
+        path = resolve_weights(weights)
+        source = path.name
+        state, meta = read_checkpoint(path)
+        if meta.get("format") == CHECKPOINT_FORMAT:
+            info = ModelInfo.from_metadata(meta, source)
+            if arch is not None and arch != info.arch:
+                raise UserError(f"weights {source} are for {info.arch}, not {arch}")
+    if info is None:
+        if arch is None:
+            raise UserError("--arch is required unless the weights are a resnet-deploy checkpoint")
+        spec = get_arch(arch)
+        info = ModelInfo(arch=arch, input_size=input_size or spec.default_input_size)
+        info.num_classes = num_classes or (state is not None and _guess_num_classes(state)) or 1000
+        info.in_channels = in_channels or (state is not None and _guess_in_channels(state)) or 3
+    elif num_classes is not None and num_classes != info.num_classes:
+        raise UserError(f"weights {source} have {info.num_classes} classes, not {num_classes}")
+    if input_size is not None:
+        info.input_size = input_size
+    net = build_model(info.arch, info.num_classes, info.in_channels)
+    if state is not None:
+        load_state_dict_strict(net, state, info.arch, source)
+    model: nn.Module = net
+    if info.mean is not None and info.std is not None:
+        model = NormalizedModel(net, info.mean, info.std)
+    return model.eval(), info
+
+
+def save_checkpoint(path: str | Path, net: nn.Module, info: ModelInfo) -> Path:
+    """Save the bare network's state dict (torchvision keys) with ``info`` as safetensors metadata, atomically."""
+    from safetensors.torch import save_file
+
+    if info.arch not in ARCHITECTURES:
+        raise UserError(f"unknown architecture '{info.arch}'")
+    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=info.to_metadata())
+    return Path(path)

@@ -1,0 +1,95 @@
+"""Fold inference BatchNormalization into the preceding Conv: one Conv with scaled weights and a new bias."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from . import PassReport
+
+
+def _attr(node: onnx.NodeProto, name: str, default: float | int) -> float | int:
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)  # type: ignore[no-any-return]
+    return default
+
+
+def fold_batchnorm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]:
+    """Fold every ``Conv -> BatchNormalization`` whose parameters are initializers and whose Conv output feeds
+    only that BatchNormalization. Idempotent; BNs that cannot be folded are listed in the report's notes."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # never mutate the caller's model
+    report = PassReport("fold_batchnorm")
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {out: n for n in graph.node for out in n.output}
+    consumers: Counter[str] = Counter(i for n in graph.node for i in n.input)
+    graph_outputs = {o.name for o in graph.output}
+    removed: list[onnx.NodeProto] = []
+    replaced_inits: dict[str, onnx.TensorProto] = {}
+    new_inits: list[onnx.TensorProto] = []
+
+    for bn in graph.node:
+        if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
+            continue
+        conv = producer.get(bn.input[0])
+        why = None
+        if conv is None or conv.op_type != "Conv":
+            why = "input is not a Conv"
+        elif int(_attr(bn, "training_mode", 0)) != 0 or len([o for o in bn.output if o]) > 1:
+            why = "training-mode BatchNormalization"
+        elif consumers[bn.input[0]] != 1 or bn.input[0] in graph_outputs:
+            why = "Conv output has other consumers"
+        elif not all(name in inits for name in bn.input[1:5]) or conv.input[1] not in inits:
+            why = "parameters are not initializers"
+        elif len(conv.input) > 2 and conv.input[2] and conv.input[2] not in inits:
+            why = "Conv bias is not an initializer"
+        elif consumers[conv.input[1]] != 1 or (len(conv.input) > 2 and conv.input[2] and consumers[conv.input[2]] != 1):
+            why = "Conv weights are shared with another node"
+        if why is not None:
+            report.notes.append(f"left {bn.name or bn.output[0]}: {why}")
+            continue
+        assert conv is not None
+        scale, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:5])
+        eps = float(_attr(bn, "epsilon", 1e-5))
+        w_init = replaced_inits.get(conv.input[1], inits[conv.input[1]])
+        w = numpy_helper.to_array(w_init)
+        has_bias = len(conv.input) > 2 and bool(conv.input[2])
+        b = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if has_bias else np.zeros(w.shape[0])
+        factor = scale / np.sqrt(var + eps)
+        w_new = (w.astype(np.float64) * factor.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
+        b_new = ((b - mean) * factor + beta).astype(w.dtype)
+        replaced_inits[conv.input[1]] = numpy_helper.from_array(w_new, conv.input[1])
+        if has_bias:
+            replaced_inits[conv.input[2]] = numpy_helper.from_array(b_new, conv.input[2])
+        else:
+            bias_name = f"{conv.name or conv.output[0]}_folded_bias"
+            new_inits.append(numpy_helper.from_array(b_new, bias_name))
+            while len(conv.input) < 3:
+                conv.input.append("")
+            conv.input[2] = bias_name
+        conv.output[0] = bn.output[0]
+        removed.append(bn)
+        report.count("batchnorm_folded")
+
+    if removed:
+        keep = [n for n in graph.node if not any(n is r for r in removed)]
+        del graph.node[:]
+        graph.node.extend(keep)
+        for i, t in enumerate(graph.initializer):
+            if t.name in replaced_inits:
+                graph.initializer[i].CopyFrom(replaced_inits[t.name])
+        graph.initializer.extend(new_inits)
+        used = {i for n in graph.node for i in n.input}
+        unused = [t for t in graph.initializer if t.name not in used and t.name not in graph_outputs]
+        for t in unused:
+            graph.initializer.remove(t)
+        # value_info for the removed intermediate tensors would now be stale
+        stale = {r.input[0] for r in removed}
+        keep_vi = [v for v in graph.value_info if v.name not in stale]
+        del graph.value_info[:]
+        graph.value_info.extend(keep_vi)
+    return model, report
