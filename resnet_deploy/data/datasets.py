@@ -162,7 +162,7 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     if not root.is_dir():
         raise UserError(f"data {root} is not a folder ({SPEC_HELP})")
     try:
-        entries = sorted(e for e in os.scandir(root) if not e.name.startswith("."))
+        entries = sorted((e for e in os.scandir(root) if not e.name.startswith(".")), key=lambda e: e.name)
     except OSError as exc:
         raise UserError(f"cannot read data folder {root}: {exc.strerror or exc}") from None
     class_dirs = [e for e in entries if e.is_dir()]
@@ -173,13 +173,16 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     labels: list[str] = []
     files: list[Path] = []
     ys: list[int] = []
-    for index, entry in enumerate(sorted(class_dirs, key=lambda e: e.name)):
+    for index, entry in enumerate(class_dirs):
         class_dir = Path(entry.path)
-        images = sorted(
-            class_dir / f.name
-            for f in os.scandir(class_dir)
-            if not f.name.startswith(".") and Path(f.name).suffix.lower() in _IMAGE_SUFFIXES_LOWER and f.is_file()
-        )
+        try:
+            images = sorted(
+                class_dir / f.name
+                for f in os.scandir(class_dir)
+                if not f.name.startswith(".") and Path(f.name).suffix.lower() in _IMAGE_SUFFIXES_LOWER and f.is_file()
+            )
+        except OSError as exc:
+            raise UserError(f"cannot read class folder {class_dir}: {exc.strerror or exc}") from None
         if not images:
             raise UserError(f"class folder {class_dir} holds no JPEG or PNG images")
         labels.append(entry.name)
