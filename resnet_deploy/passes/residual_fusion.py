@@ -1,0 +1,241 @@
+"""Rewrite each residual ``Add -> Relu`` into one ``resnet_deploy::ResidualAddRelu`` node (the fused plugin).
+
+The model also gets an ONNX local function of the same domain and name whose body is ``Add`` + ``Relu``, plus the
+opset import for the domain. So the rewritten graph stays portable: ONNX Runtime runs it by inlining the function,
+and a TensorRT ONNX parser uses our plugin when one is registered under that name and inlines the function when
+not (seen with tensorrt_rtx, see shared/notes/tensorrt.md).
+
+A pair is rewritten only when it is certain to be a residual join the plugin computes exactly: both Add inputs are
+activations (not initializers/constants, possibly arriving through DequantizeLinear in a Q/DQ INT8 graph), their
+shapes are known to be equal (the kernel does not broadcast), they are float32 or float16, and the Add output feeds
+only that Relu. Q/DQ nodes around the pair are left alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import onnx
+from onnx import TensorProto, helper
+
+from ..errors import UserError
+from ..plugins import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from . import PassReport
+
+FUNCTION_ATTRIBUTES = ("plugin_namespace", "plugin_version", "aot")
+_FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}
+# Ops through which a constant stays a constant (weights arriving via Q/DQ or casts are not activations).
+_PASS_THROUGH = {"DequantizeLinear", "QuantizeLinear", "Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze"}
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    return onnx.ModelProto.FromString(model.SerializeToString())
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    raise UserError("the ONNX model imports no default-domain opset")
+
+
+def _function_proto(opset: int) -> onnx.FunctionProto:
+    """The CPU reference of the plugin: Y = Relu(A + B)."""
+    return helper.make_function(
+        PLUGIN_NAMESPACE,
+        PLUGIN_NAME,
+        inputs=["A", "B"],
+        outputs=["Y"],
+        nodes=[helper.make_node("Add", ["A", "B"], ["S"]), helper.make_node("Relu", ["S"], ["Y"])],
+        opset_imports=[helper.make_opsetid("", opset)],
+        attributes=list(FUNCTION_ATTRIBUTES),
+    )
+
+
+def _same_function(a: onnx.FunctionProto, b: onnx.FunctionProto) -> bool:
+    def shape(f: onnx.FunctionProto) -> tuple[object, ...]:
+        body = tuple((n.op_type, n.domain, tuple(n.input), tuple(n.output)) for n in f.node)
+        return (tuple(f.input), tuple(f.output), body)
+
+    return shape(a) == shape(b)
+
+
+def _types_and_shapes(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Inferred types of every tensor (a copy is inferred; the model is untouched)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # an unusual graph the inferencer cannot handle: fall back to what the file declares
+        inferred = model
+    g = inferred.graph
+    return {vi.name: vi.type for vi in (*g.input, *g.value_info, *g.output)}
+
+
+def _same_shape(a: onnx.TypeProto | None, b: onnx.TypeProto | None) -> bool:
+    if a is None or b is None or not a.tensor_type.HasField("shape") or not b.tensor_type.HasField("shape"):
+        return False
+    da, db = a.tensor_type.shape.dim, b.tensor_type.shape.dim
+    if len(da) != len(db):
+        return False
+    for x, y in zip(da, db, strict=True):
+        if x.HasField("dim_value") and y.HasField("dim_value"):
+            if x.dim_value != y.dim_value:
+                return False
+        elif x.HasField("dim_param") and y.HasField("dim_param"):
+            if x.dim_param != y.dim_param:
+                return False
+        else:
+            return False  # unknown or mixed: equality not provable
+    return True
+
+
+def fuse_residual_add_relu(model: onnx.ModelProto, aot: bool | None = None) -> tuple[onnx.ModelProto, PassReport]:
+    """Fuse every residual ``Add -> Relu`` into a ``ResidualAddRelu`` node; pure and idempotent.
+
+    ``aot`` sets the node attribute TensorRT's parser reads to choose a ``tensorrt.plugin`` ahead-of-time
+    implementation (True) or the Python one (False); None leaves it out (the only registered one is used).
+    """
+    model = _copy(model)
+    report = PassReport("residual_fusion")
+    graph = model.graph
+    opset = _default_opset(model)
+    if opset < 13:
+        raise UserError(f"opset {opset} is too old for residual fusion (need >= 13)")
+
+    producer = {out: n for n in graph.node for out in n.output}
+    consumers: Counter[str] = Counter(i for n in graph.node for i in n.input if i)
+    users_of: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for inp in set(n.input):
+            users_of.setdefault(inp, []).append(n)
+    graph_outputs = {o.name for o in graph.output}
+    constants = {t.name for t in graph.initializer}
+    types = _types_and_shapes(model)
+
+    def is_constant(name: str, depth: int = 0) -> bool:
+        if name in constants:
+            return True
+        node = producer.get(name)
+        if node is None or depth > 8:
+            return False  # a graph input (an activation) or too deep to matter
+        if node.op_type in ("Constant", "ConstantOfShape"):
+            return True
+        return node.op_type in _PASS_THROUGH and bool(node.input) and is_constant(node.input[0], depth + 1)
+
+    fused: dict[int, onnx.NodeProto] = {}  # index of the Add -> replacement node
+    dropped: set[int] = set()  # indices of the Relus folded into a replacement
+    removed_outputs: set[str] = set()  # the Adds' outputs, which no longer exist
+    position = {out: i for i, n in enumerate(graph.node) for out in n.output}
+    for i, add in enumerate(graph.node):
+        if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.input) != 2:
+            continue
+        out = add.output[0]
+        users = users_of.get(out, [])
+        relu = users[0] if len(users) == 1 else None
+        if relu is None or relu.op_type != "Relu" or relu.domain not in ("", "ai.onnx"):
+            continue  # not an Add -> Relu pair at all: nothing to report
+        name = add.name or out
+        a, b = add.input
+        why = None
+        if consumers[out] != 1 or out in graph_outputs:
+            why = "the Add output has other uses"
+        elif is_constant(a) or is_constant(b):
+            why = "an Add input is a constant (bias add, not a residual join)"
+        elif not _same_shape(types.get(a), types.get(b)):
+            why = "the Add inputs are not provably the same shape (the kernel does not broadcast)"
+        elif (
+            types[a].tensor_type.elem_type not in _FLOAT_TYPES
+            or types[a].tensor_type.elem_type != types[b].tensor_type.elem_type
+        ):
+            why = "the Add inputs are not both float32 or both float16"
+        if why:
+            report.notes.append(f"left {name}: {why}")
+            report.count("skipped")
+            continue
+        attrs: dict[str, object] = {"plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION}
+        if aot is not None:
+            attrs["aot"] = int(aot)
+        fused[i] = helper.make_node(
+            PLUGIN_NAME,
+            [a, b],
+            [relu.output[0]],
+            name=f"{name}_{PLUGIN_NAME}",
+            domain=PLUGIN_NAMESPACE,
+            **attrs,
+        )
+        dropped.add(position[relu.output[0]])
+        removed_outputs.add(out)
+        report.count("fused")
+        if any(producer.get(x) is not None and producer[x].op_type == "DequantizeLinear" for x in (a, b)):
+            report.count("fused_after_dequantize")
+
+    if fused:
+        new_nodes = [fused.get(i, n) for i, n in enumerate(graph.node) if i not in dropped]
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+        kept = [vi for vi in graph.value_info if vi.name not in removed_outputs]
+        del graph.value_info[:]
+        graph.value_info.extend(kept)
+    if any(n.domain == PLUGIN_NAMESPACE and n.op_type == PLUGIN_NAME for n in graph.node):
+        _ensure_function(model, opset, report)
+    return model, report
+
+
+def _ensure_function(model: onnx.ModelProto, opset: int, report: PassReport) -> None:
+    """Add the local function and the domain's opset import unless present (a second run adds nothing)."""
+    ours = _function_proto(opset)
+    existing = [f for f in model.functions if f.domain == PLUGIN_NAMESPACE and f.name == PLUGIN_NAME]
+    if existing:
+        if not _same_function(existing[0], ours):
+            raise UserError(f"the model already defines a different function {PLUGIN_NAMESPACE}::{PLUGIN_NAME}")
+    else:
+        model.functions.append(ours)
+        report.count("functions_added")
+    imports = {imp.domain: imp.version for imp in model.opset_import}
+    if PLUGIN_NAMESPACE not in imports:
+        model.opset_import.append(helper.make_opsetid(PLUGIN_NAMESPACE, 1))
+    elif imports[PLUGIN_NAMESPACE] != 1:
+        raise UserError(f"the model imports domain {PLUGIN_NAMESPACE} at version {imports[PLUGIN_NAMESPACE]}, not 1")
+    if model.ir_version < 8:
+        model.ir_version = 8  # model-local functions need IR version 8
+
+
+def count_fused(model: onnx.ModelProto) -> int:
+    """Number of ``ResidualAddRelu`` plugin nodes in ``model``."""
+    return sum(1 for n in model.graph.node if n.domain == PLUGIN_NAMESPACE and n.op_type == PLUGIN_NAME)
+
+
+def unfuse_residual_add_relu(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]:
+    """Inverse of :func:`fuse_residual_add_relu`: each plugin node back to ``Add -> Relu``; the function and the
+    domain's opset import are removed. Pure and idempotent."""
+    model = _copy(model)
+    report = PassReport("residual_unfusion")
+    graph = model.graph
+    taken = {o for n in graph.node for o in n.output} | {t.name for t in graph.initializer}
+    taken |= {i.name for i in graph.input}
+    new_nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.domain != PLUGIN_NAMESPACE or node.op_type != PLUGIN_NAME:
+            new_nodes.append(node)
+            continue
+        base = node.name.removesuffix(f"_{PLUGIN_NAME}") or node.output[0]
+        mid = f"{base}_sum"
+        k = 0
+        while mid in taken:
+            k += 1
+            mid = f"{base}_sum_{k}"
+        taken.add(mid)
+        new_nodes.append(helper.make_node("Add", list(node.input), [mid], name=base))
+        new_nodes.append(helper.make_node("Relu", [mid], list(node.output), name=f"{base}_relu"))
+        report.count("unfused")
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    keep_functions = [f for f in model.functions if not (f.domain == PLUGIN_NAMESPACE and f.name == PLUGIN_NAME)]
+    del model.functions[:]
+    model.functions.extend(keep_functions)
+    if not any(n.domain == PLUGIN_NAMESPACE for n in graph.node) and not any(
+        f.domain == PLUGIN_NAMESPACE for f in model.functions
+    ):
+        keep_imports = [imp for imp in model.opset_import if imp.domain != PLUGIN_NAMESPACE]
+        del model.opset_import[:]
+        model.opset_import.extend(keep_imports)
+    return model, report
