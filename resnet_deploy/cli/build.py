@@ -1,16 +1,125 @@
-"""`resnet-deploy build`: reserved; arrives with its issue."""
+"""`resnet-deploy build`: checkpoint or ONNX -> FP32/FP16/INT8 ONNX for ONNX Runtime, or a TensorRT engine."""
 
 from __future__ import annotations
 
 import argparse
-
-from ..errors import UserError
+import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("build", help="(not yet available)")
+    p = sub.add_parser(
+        "build",
+        help="compile a model: export, simplify, fold BN, FP16/INT8, ONNX Runtime or TensorRT",
+        description=(
+            "Run the whole pipeline: export (torch.onnx), onnxsim, BatchNorm folding, precision (FP16 pass, or INT8 "
+            "calibration + Q/DQ), then write an ONNX model (ONNX Runtime) or a TensorRT engine. With no model "
+            "argument, builds the bundled fmnist_resnet20 checkpoint."
+        ),
+    )
+    src = p.add_argument_group("model (default: the bundled fmnist_resnet20)")
+    src.add_argument("--arch", help="architecture (see `resnet-deploy models`)")
+    src.add_argument("--weights", help="checkpoint file (.pth/.pt/.safetensors) or bundled checkpoint name")
+    src.add_argument("--onnx", help="a float32 ONNX model instead of a checkpoint")
+    src.add_argument("--opset", type=int, default=17, help="ONNX opset for the export (default 17)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--backend", choices=("onnxruntime", "tensorrt", "auto"), default="onnxruntime")
+    p.add_argument("--io-dtype", choices=("fp32", "fp16"), default="fp32", help="FP16 graph input/output dtype")
+    p.add_argument("-o", "--output", required=True, help="output .onnx (ONNX Runtime) or .engine (TensorRT)")
+    p.add_argument("--emit-onnx", metavar="PATH", help="also write the final ONNX graph here")
+    p.add_argument("--json", action="store_true", help="print the build result as JSON")
+    q = p.add_argument_group("INT8")
+    q.add_argument(
+        "--calib-data",
+        metavar="SPEC",
+        help="fashion-mnist:train, an image folder (one subfolder per class), a .npz, or 'synthetic' (speed only)",
+    )
+    q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy", "mse"))
+    q.add_argument("--calib-percentile", type=float, metavar="P", help="percentile for --calib-method percentile")
+    q.add_argument("--calib-samples", type=int, default=512, metavar="N", help="calibration images (default 512)")
+    q.add_argument("--calib-cache", metavar="FILE", help="reuse this calibration cache, or write it after calibrating")
+    q.add_argument("--max-accuracy-drop", type=float, metavar="PTS", help="keep sensitive layers in float")
+    q.add_argument("--eval-data", metavar="SPEC", help="evaluation data for --max-accuracy-drop")
+    q.add_argument("--eval-samples", type=int, default=2000, metavar="N", help="images for the search (2000)")
+    t = p.add_argument_group("TensorRT")
+    t.add_argument("--residual-fusion", choices=("native", "plugin", "auto"), default="native")
+    t.add_argument("--min-batch", type=int)
+    t.add_argument("--opt-batch", type=int)
+    t.add_argument("--max-batch", type=int)
+    t.add_argument("--opt-level", type=int, help="builder optimization level 0..5")
+    t.add_argument("--workspace", type=int, metavar="MIB", help="workspace memory limit in MiB")
+    t.add_argument("--timing-cache", metavar="FILE")
+    t.add_argument("--version-compatible", action="store_true")
+    t.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"))
     p.set_defaults(func=run)
 
 
+def options_from_args(args: argparse.Namespace) -> object:
+    from ..build import BuildOptions
+
+    return BuildOptions(
+        output=args.output,
+        arch=args.arch,
+        weights=args.weights,
+        onnx=args.onnx,
+        opset=args.opset,
+        precision=args.precision,
+        backend=args.backend,
+        io_dtype=args.io_dtype,
+        calib_data=args.calib_data,
+        calib_method=args.calib_method,
+        calib_percentile=args.calib_percentile,
+        calib_samples=args.calib_samples,
+        calib_cache=args.calib_cache,
+        max_accuracy_drop=args.max_accuracy_drop,
+        eval_data=args.eval_data,
+        eval_samples=args.eval_samples,
+        emit_onnx=args.emit_onnx,
+        residual_fusion=args.residual_fusion,
+        min_batch=args.min_batch,
+        opt_batch=args.opt_batch,
+        max_batch=args.max_batch,
+        opt_level=args.opt_level,
+        workspace_mb=args.workspace,
+        timing_cache=args.timing_cache,
+        version_compatible=args.version_compatible,
+        hardware_compat=args.hardware_compat,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'build' is not available yet")
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..build import build, summary_lines
+
+    options = options_from_args(args)
+    err = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[stage]:>10}[/] {task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=args.json or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("starting", stage="build")
+
+        def progress(stage: str, detail: str) -> None:
+            if stage == "warning":
+                err.print(f"[bold red]WARNING:[/] {detail}")
+                return
+            bar.update(task, description=detail, stage=stage)
+
+        result = build(options, progress)  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    out = Console(soft_wrap=True)
+    for line in summary_lines(result):
+        if line.startswith("WARNING"):
+            out.print(f"[bold red]{line}[/]", highlight=False)
+        else:
+            out.print(line, highlight=False, markup=False)
+    sys.stdout.flush()
+    return 0

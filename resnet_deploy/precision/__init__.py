@@ -1,0 +1,35 @@
+"""INT8 post-training quantization as explicit Q/DQ in the ONNX (TensorRT 11 has no INT8 flag or calibrator).
+
+The pipeline, one module per step:
+
+1. :mod:`.qdq` ``plan_qdq``: where Q/DQ goes (TensorRT's ResNet fusion rules);
+2. :mod:`.calibration` ``calibrate``: run the FP32 graph on ONNX Runtime, stream per-tensor histograms;
+3. :mod:`.histogram`: ``amax`` per tensor by ``minmax``, ``percentile``, ``entropy`` (TensorRT's KL search) or
+   ``mse``;
+4. :mod:`.cache`: the ranges as a JSON calibration cache tied to the graph and the data;
+5. :mod:`.mixed` (optional): keep the most sensitive layers in float to meet an accuracy budget;
+6. :mod:`.qdq` ``insert_qdq``: the Q/DQ graph pass.
+
+:func:`.ptq.quantize_int8` runs them in order.
+"""
+
+from .calibration import DEFAULT_METHOD, CalibrationResult, calibrate
+from .histogram import METHODS, TensorStats, compute_amax
+from .ptq import Int8Options, Int8Result, quantize_int8
+from .qdq import QuantPlan, insert_qdq, name_nodes, plan_qdq
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "CalibrationResult",
+    "Int8Options",
+    "Int8Result",
+    "QuantPlan",
+    "TensorStats",
+    "calibrate",
+    "compute_amax",
+    "insert_qdq",
+    "name_nodes",
+    "plan_qdq",
+    "quantize_int8",
+]

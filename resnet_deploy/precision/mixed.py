@@ -1,0 +1,116 @@
+"""Accuracy-aware mixed precision: keep the fewest Conv/Gemm layers out of int8 that bring the accuracy drop
+within a budget.
+
+1. measure FP32 and all-int8 top-1 on an evaluation subset (ONNX Runtime CPU);
+2. if the drop exceeds the budget, measure each layer's sensitivity: top-1 with only that layer left in float;
+3. greedily return layers to float, most sensitive first, until the drop is within budget.
+
+A layer "kept in float" has float32 weights and an un-quantized input in the ONNX (and its residual Q/DQ goes
+too). ONNX Runtime runs it in FP32. In a strongly typed TensorRT engine it also runs in FP32 (the graph's type);
+feeding the graph through the FP16 pass first is not supported (the FP16 pass refuses Q/DQ graphs), so the
+accuracy measured here is what TensorRT computes, at FP32 cost for those layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from ..errors import UserError
+from .qdq import QuantPlan, insert_qdq
+
+EVAL_BATCH = 250
+
+
+def top1(model: onnx.ModelProto, x: np.ndarray, y: np.ndarray, batch: int = EVAL_BATCH) -> float:
+    """Top-1 accuracy in percent of ``model`` on ONNX Runtime CPU."""
+    from ..backends.onnxruntime import OnnxRuntimeModel
+
+    m = OnnxRuntimeModel(model)
+    try:
+        correct = 0
+        for i in range(0, len(x), batch):
+            logits = m.predict(np.ascontiguousarray(x[i : i + batch], dtype=m.input_dtype))
+            correct += int((logits.argmax(axis=1) == y[i : i + batch]).sum())
+    finally:
+        m.close()
+    return 100.0 * correct / len(x)
+
+
+@dataclass
+class MixedPrecisionResult:
+    """The layers kept in float and the measurements that chose them (accuracies in percent on the subset)."""
+
+    max_drop: float
+    samples: int
+    fp32_top1: float
+    int8_top1: float
+    final_top1: float
+    keep_float: list[str] = field(default_factory=list)
+    sensitivity: dict[str, float] = field(default_factory=dict)  # layer -> top-1 gain when left in float
+    evaluations: int = 0
+    within_budget: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "max_drop": self.max_drop,
+            "samples": self.samples,
+            "fp32_top1": self.fp32_top1,
+            "int8_top1": self.int8_top1,
+            "final_top1": self.final_top1,
+            "keep_float": list(self.keep_float),
+            "sensitivity": dict(self.sensitivity),
+            "evaluations": self.evaluations,
+            "within_budget": self.within_budget,
+        }
+
+
+def search_keep_float(
+    model: onnx.ModelProto,
+    plan: QuantPlan,
+    amax: dict[str, float],
+    x: np.ndarray,
+    y: np.ndarray,
+    max_drop: float,
+    on_step: Callable[[str], None] | None = None,
+) -> MixedPrecisionResult:
+    """Choose the layers to keep in float so that top-1 on (x, y) drops by at most ``max_drop`` points."""
+    if max_drop < 0:
+        raise UserError(f"--max-accuracy-drop must be >= 0, got {max_drop}")
+    if len(x) == 0:
+        raise UserError("accuracy-aware mixed precision needs evaluation data with at least one image")
+
+    def say(msg: str) -> None:
+        if on_step is not None:
+            on_step(msg)
+
+    def measure(keep: set[str]) -> float:
+        q, _ = insert_qdq(model, plan, amax, keep)
+        result.evaluations += 1
+        return top1(q, x, y)
+
+    result = MixedPrecisionResult(max_drop, len(x), 0.0, 0.0, 0.0)
+    say("evaluating FP32")
+    result.fp32_top1 = top1(model, x, y)
+    say("evaluating INT8")
+    result.int8_top1 = result.final_top1 = measure(set())
+    target = result.fp32_top1 - max_drop
+    if result.int8_top1 >= target:
+        return result
+    for k, layer in enumerate(plan.layers):
+        say(f"sensitivity {k + 1}/{len(plan.layers)}: {layer}")
+        result.sensitivity[layer] = measure({layer}) - result.int8_top1
+    order = sorted(plan.layers, key=lambda name: -result.sensitivity[name])  # stable: graph order breaks ties
+    keep: set[str] = set()
+    for layer in order:
+        keep.add(layer)
+        result.keep_float.append(layer)
+        say(f"keeping {len(keep)} layer(s) in float")
+        result.final_top1 = measure(keep)
+        if result.final_top1 >= target:
+            break
+    result.within_budget = result.final_top1 >= target
+    return result

@@ -1,0 +1,164 @@
+"""``quantize_int8``: plan, calibrate (or reuse a cache), optionally search mixed precision, insert Q/DQ."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..errors import UserError
+from ..passes import PassReport
+from .cache import CalibrationCache, check_cache, data_sha256, graph_fingerprint, load_cache
+from .calibration import DEFAULT_BATCH, DEFAULT_METHOD, batches_of, calibrate, check_data_shape
+from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS, compute_amax
+from .mixed import MixedPrecisionResult, search_keep_float
+from .qdq import insert_qdq, name_nodes, plan_qdq
+
+
+@dataclass
+class Int8Options:
+    """How to quantize. ``method``/``percentile`` None: the default, or whatever a reused cache says."""
+
+    method: str | None = None
+    percentile: float | None = None
+    cache_path: str | Path | None = None
+    batch_size: int = DEFAULT_BATCH
+    max_accuracy_drop: float | None = None
+
+    def resolved_method(self) -> str:
+        return self.method or DEFAULT_METHOD
+
+    def validate(self) -> None:
+        if self.method is not None and self.method not in METHODS:
+            raise UserError(f"unknown calibration method '{self.method}' (choose from {', '.join(METHODS)})")
+        if self.percentile is not None and not 0 < self.percentile <= 100:
+            raise UserError(f"percentile must be in (0, 100], got {self.percentile}")
+        if self.percentile is not None and self.resolved_method() != "percentile":
+            raise UserError("--calib-percentile only applies to --calib-method percentile")
+        if self.batch_size < 1:
+            raise UserError(f"batch size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class Int8Result:
+    """The quantized graph and how it was obtained; ``cache_to_write`` is set when a new cache should be saved."""
+
+    model: onnx.ModelProto
+    report: PassReport
+    method: str
+    params: dict[str, Any]
+    amax: dict[str, float]
+    source: str  # "calibration" | "cache"
+    samples: int
+    seconds: float
+    cache: CalibrationCache
+    cache_to_write: Path | None = None
+    mixed: MixedPrecisionResult | None = None
+    layers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "params": self.params,
+            "source": self.source,
+            "samples": self.samples,
+            "seconds": round(self.seconds, 3),
+            "data": self.cache.data,
+            "quantized_tensors": len(self.amax),
+            "quantized_layers": len(self.layers) - (len(self.mixed.keep_float) if self.mixed else 0),
+            "mixed_precision": self.mixed.to_dict() if self.mixed else None,
+        }
+
+
+def quantize_int8(
+    model: onnx.ModelProto,
+    calib_x: np.ndarray | None,
+    options: Int8Options | None = None,
+    data_desc: dict[str, Any] | None = None,
+    eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> Int8Result:
+    """INT8 Q/DQ version of the float32 ``model``.
+
+    ``calib_x`` (N x C x H x W float32) is needed unless ``options.cache_path`` names an existing, matching cache.
+    ``data_desc`` (e.g. ``{"spec": "fashion-mnist:train"}``) is recorded in the cache. ``eval_data`` is required
+    with ``options.max_accuracy_drop``. The cache is not written here: the caller saves ``cache_to_write`` once
+    its own output is safely written.
+    """
+    options = options or Int8Options()
+    options.validate()
+    start = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if on_step is not None:
+            on_step(msg)
+
+    named = name_nodes(model)
+    plan = plan_qdq(named)
+    if not plan.layers:
+        raise UserError("the model has no Conv/Gemm layer with float32 weights to quantize")
+    fingerprint = graph_fingerprint(named, plan.tensors)
+    cache_path = Path(options.cache_path) if options.cache_path is not None else None
+    cache_to_write: Path | None = None
+
+    if cache_path is not None and cache_path.exists():
+        cache = load_cache(cache_path)
+        check_cache(cache, fingerprint, cache_path, options.method, options.percentile)
+        amax = {t: cache.amax[t] for t in plan.tensors}
+        method, params, source = cache.method, dict(cache.params), "cache"
+        samples = int(cache.data.get("samples", 0) or 0)
+        say(f"reusing calibration cache {cache_path} ({method})")
+    else:
+        if calib_x is None:
+            raise UserError("INT8 needs calibration data (--calib-data) or an existing --calib-cache")
+        calib_x = np.asarray(calib_x)
+        if calib_x.ndim == 0 or len(calib_x) == 0:
+            raise UserError("calibration got zero samples: give calibration data with at least one image")
+        check_data_shape(named, tuple(calib_x.shape[1:]))
+        method = options.resolved_method()
+        percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
+        params = {"num_bins": NUM_BINS}
+        if method == "percentile":
+            params["percentile"] = percentile
+        say(f"calibrating on {len(calib_x)} images")
+        result = calibrate(named, plan.tensors, batches_of(calib_x, options.batch_size))
+        say(f"computing ranges ({method})")
+        amax = {t: compute_amax(s, method, percentile) for t, s in result.stats.items()}
+        samples, source = result.samples, "calibration"
+        data = {**(data_desc or {}), "samples": samples, "sha256": data_sha256(calib_x)}
+        cache = CalibrationCache(graph=fingerprint, method=method, params=params, data=data, amax=amax)
+        if cache_path is not None:
+            cache_to_write = cache_path
+
+    mixed: MixedPrecisionResult | None = None
+    keep: set[str] = set()
+    if options.max_accuracy_drop is not None:
+        if eval_data is None:
+            raise UserError("--max-accuracy-drop needs evaluation data (--eval-data)")
+        ex, ey = eval_data
+        check_data_shape(named, tuple(ex.shape[1:]), "evaluation data")
+        mixed = search_keep_float(named, plan, amax, ex, ey, options.max_accuracy_drop, on_step=say)
+        keep = set(mixed.keep_float)
+
+    say("inserting Q/DQ")
+    quantized, report = insert_qdq(named, plan, amax, keep)
+    report.notes.append(f"ranges: {method} ({source}, {samples} samples)")
+    return Int8Result(
+        model=quantized,
+        report=report,
+        method=method,
+        params=params,
+        amax=amax,
+        source=source,
+        samples=samples,
+        seconds=time.perf_counter() - start,
+        cache=cache,
+        cache_to_write=cache_to_write,
+        mixed=mixed,
+        layers=list(plan.layers),
+    )
