@@ -53,10 +53,12 @@ def load_any(spec: str, arch: str | None = None) -> InferenceModel:
 
         return load(spec)
     from ..backends.torch_eager import TorchModel
-    from ..models.weights import load_model
+    from ..models.weights import load_model, resolve_weights
 
     module, info = load_model(arch, spec)
-    return TorchModel(module, info)
+    model = TorchModel(module, info)
+    model.path = resolve_weights(spec)  # reports then name the file, as for ONNX models and engines
+    return model
 
 
 def _info_for(model: InferenceModel) -> ModelInfo | None:
