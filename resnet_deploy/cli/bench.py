@@ -1,16 +1,158 @@
-"""`resnet-deploy bench`: reserved; arrives with its issue."""
+"""`resnet-deploy bench`: latency, throughput, arithmetic rate and accuracy of models and their baselines."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
 from ..errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("bench", help="(not yet available)")
+    p = sub.add_parser(
+        "bench",
+        help="measure latency/throughput (trtexec-style) and accuracy, with baselines",
+        description=(
+            "Measure each MODEL (.onnx, TensorRT engine, or a checkpoint run in PyTorch eager) at each batch size: "
+            "warm-up, then at least --min-iterations iterations and --duration seconds; latency min/mean/median/"
+            "p90/p95/p99/max (trtexec's percentiles), throughput, MACs x 2 x images/s against the machine's peak."
+        ),
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx, .engine/.plan, checkpoint file or bundled name")
+    p.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
+    p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per model and batch (3)")
+    p.add_argument("--warmup", type=float, default=200.0, metavar="MS", help="warm-up milliseconds (200)")
+    p.add_argument("--min-iterations", type=int, default=10, metavar="N", help="iterations at least (10)")
+    p.add_argument("--threads", type=int, default=None, metavar="T", help="CPU threads (default: all cores)")
+    p.add_argument("--data", default=None, metavar="SPEC", help="also measure accuracy, e.g. fashion-mnist:test")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="accuracy on the first N images only")
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="add ONNX Runtime FP32 and PyTorch eager FP32 on the same weights (and PyTorch CUDA FP32/FP16 on a GPU)",
+    )
+    p.add_argument("--weights", default=None, help="checkpoint for the baselines when the model's metadata has none")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device for PyTorch models")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="GPU: enqueue every iteration instead of a graph")
+    p.add_argument("--no-interleave", action="store_true", help="measure models back to back, not in chunks")
+    p.add_argument("--note", default=None, help="free text stored in the report's machine block")
+    p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="write the JSON report")
+    p.add_argument("--markdown", default=None, metavar="OUT", help="write a Markdown table")
+    p.add_argument("--plot", default=None, metavar="OUT.png", help="write latency/throughput/accuracy plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
     p.set_defaults(func=run)
 
 
+class _RichProgress:
+    """Progress bar on stderr, shown only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not (enabled and console.is_terminal),
+            transient=True,
+        )
+        self.task: Any = None
+
+    def begin(self, total_s: float) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("benchmark", total=total_s)
+
+    def update(self, description: str, advance_s: float) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, description=description, advance=advance_s)
+
+    def end(self) -> None:
+        self.bar.stop()
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    from .._io import check_writable
+
+    for path in (args.json_out, args.markdown, args.plot):
+        if path:
+            check_writable(path)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UserError("--plot needs matplotlib: pip install matplotlib") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'bench' is not available yet")
+    from ..benchmark import BenchConfig, BenchmarkInterrupted, add_baselines, load_target, parse_batches, run_benchmark
+    from ..benchmark.gpu import cuda_available, gpu_name
+    from ..benchmark.report import plot as write_plot
+    from ..benchmark.report import to_markdown, write_json, write_markdown
+
+    config = BenchConfig(
+        batches=parse_batches(args.batch),
+        duration_s=args.duration,
+        warmup_ms=args.warmup,
+        min_iterations=args.min_iterations,
+        threads=args.threads,
+        data=args.data,
+        data_limit=args.limit,
+        interleave=not args.no_interleave,
+        note=args.note,
+    )
+    config.validate()
+    _check_outputs(args)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if cuda_available() else "cpu"
+    elif device == "cuda" and not cuda_available():
+        raise UserError("--device cuda: no CUDA device is visible to PyTorch")
+    cuda_graphs = not args.no_cuda_graphs
+
+    targets = [load_target(m, args.threads, device, cuda_graphs) for m in args.models]
+    _dedupe_labels(targets)
+    notes: list[str] = []
+    if args.baselines:
+        targets, notes = add_baselines(targets, args.weights, args.threads, device, cuda_graphs)
+    uses_gpu = any(t.device == "cuda" for t in targets)
+
+    def save(report: Any) -> None:
+        if args.json_out:
+            write_json(report, args.json_out)
+
+    try:
+        report = run_benchmark(
+            targets,
+            config,
+            progress=_RichProgress(not args.quiet),
+            on_update=save,
+            gpu=gpu_name() if uses_gpu else None,
+        )
+        code = 0
+    except BenchmarkInterrupted as exc:
+        report = exc.report
+        code = 130
+    report.notes.extend(notes)
+    save(report)
+    if args.markdown:
+        write_markdown(report, args.markdown, title="resnet-deploy bench")
+    if args.plot and report.results:
+        write_plot(report, args.plot)
+    if not args.quiet:
+        print(to_markdown(report, title="resnet-deploy bench"))
+    if code == 130:
+        print("resnet-deploy bench: interrupted; partial results written", file=sys.stderr)
+    return code
+
+
+def _dedupe_labels(targets: list[Any]) -> None:
+    seen: dict[str, int] = {}
+    for t in targets:
+        seen[t.label] = seen.get(t.label, 0) + 1
+    for t in targets:
+        if seen[t.label] > 1:
+            t.label = f"{t.label} [{t.source}]"

@@ -1,0 +1,452 @@
+"""Measuring latency and throughput the way trtexec does, for several models in one process.
+
+Per batch size, every target is warmed up (``warmup_ms``, at least one iteration), then the targets are measured
+in round-robin chunks: each round gives each target about ``duration / rounds`` seconds, until every target has at
+least ``min_iterations`` iterations and ``duration`` seconds of measurement. Interleaving spreads the machine's
+slow phases (other jobs, thermal or turbo changes) over all targets, so ratios between them hold on a noisy
+machine. After switching targets one iteration is run and discarded (caches and thread pools belong to the
+previous target). Latency is the host wall time of one synchronous inference; throughput is images divided by
+the summed wall time of the target's chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..backends.base import InferenceModel
+from ..errors import UserError
+from .machine import machine_info, peak_gops
+from .stats import LatencyStats
+
+REPORT_FORMAT = "resnet-deploy-bench/1"
+
+
+class Runner(Protocol):
+    """Runs one prepared batch per :meth:`step`; ``step`` may return per-iteration GPU timings in ms."""
+
+    device: str
+    cuda_graphs: bool
+    notes: list[str]
+
+    def prepare(self, x: np.ndarray) -> None: ...
+
+    def step(self) -> dict[str, float] | None: ...
+
+    def release(self) -> None: ...
+
+
+class HostRunner:
+    """Times ``model.predict`` on a fixed input: the CPU path (and any backend without a CUDA runner)."""
+
+    device = "cpu"
+    cuda_graphs = False
+
+    def __init__(self, model: InferenceModel) -> None:
+        self.model = model
+        self.notes: list[str] = []
+        self.x: np.ndarray | None = None
+
+    def prepare(self, x: np.ndarray) -> None:
+        self.x = np.ascontiguousarray(x.astype(self.model.input_dtype, copy=False))
+
+    def step(self) -> None:
+        self.model.predict(self.x)
+
+    def release(self) -> None:
+        self.x = None
+
+
+@dataclass
+class Target:
+    """One model to measure, with what the report needs to know about it.
+
+    ``group`` names the architecture + weights: rows of one group are compared with each other (latency ratio to
+    the group's FP32 reference, top-1 agreement). ``make_runner`` defaults to a :class:`HostRunner`.
+    """
+
+    label: str
+    model: InferenceModel
+    source: str = ""
+    role: str = "model"  # "model" | "baseline"
+    group: str | None = None
+    macs_per_image: int | None = None
+    device: str = "cpu"
+    backend: str | None = None
+    precision: str | None = None
+    make_runner: Callable[[], Runner] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.backend = self.backend or self.model.backend
+        self.precision = self.precision or self.model.precision
+
+    def runner(self) -> Runner:
+        return self.make_runner() if self.make_runner is not None else HostRunner(self.model)
+
+
+@dataclass
+class BenchConfig:
+    """How to measure. Defaults follow trtexec: 200 ms warm-up, >= 10 iterations and >= 3 s."""
+
+    batches: list[int] = field(default_factory=lambda: [1])
+    duration_s: float = 3.0
+    warmup_ms: float = 200.0
+    min_iterations: int = 10
+    rounds: int = 3
+    interleave: bool = True
+    threads: int | None = None
+    data: str | None = None
+    data_limit: int | None = None
+    eval_batch: int = 100
+    seed: int = 0
+    note: str | None = None
+
+    def validate(self) -> None:
+        if not self.batches:
+            raise UserError("no batch sizes given")
+        for b in self.batches:
+            if not isinstance(b, int) or b < 1:
+                raise UserError(f"batch sizes must be positive integers, got {b!r}")
+        if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
+            raise UserError(f"--duration must be a positive number of seconds, got {self.duration_s}")
+        if not (self.warmup_ms >= 0 and math.isfinite(self.warmup_ms)):
+            raise UserError(f"--warmup must be >= 0 milliseconds, got {self.warmup_ms}")
+        if self.min_iterations < 1:
+            raise UserError(f"--min-iterations must be at least 1, got {self.min_iterations}")
+        if self.rounds < 1:
+            raise UserError(f"rounds must be at least 1, got {self.rounds}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {self.threads}")
+        if self.data_limit is not None and self.data_limit < 1:
+            raise UserError(f"--limit must be at least 1, got {self.data_limit}")
+        if self.eval_batch < 1:
+            raise UserError(f"the evaluation batch must be at least 1, got {self.eval_batch}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batches": list(self.batches),
+            "duration_s": self.duration_s,
+            "warmup_ms": self.warmup_ms,
+            "min_iterations": self.min_iterations,
+            "rounds": self.rounds if self.interleave else 1,
+            "interleave": self.interleave,
+            "threads": self.threads,
+            "data": self.data,
+            "data_limit": self.data_limit,
+            "percentile_definition": "sorted[n-1-floor((1-p/100)*n)] (trtexec); median averages the middle two",
+        }
+
+
+def parse_batches(text: str) -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]`` (sorted, duplicates dropped), with a one-line error for anything else."""
+    parts = [p.strip() for p in str(text).split(",")]
+    out: list[int] = []
+    for p in parts:
+        if not p.isdigit() or int(p) < 1:
+            raise UserError(f"bad batch list '{text}': expected positive integers separated by commas, e.g. 1,8,32")
+        out.append(int(p))
+    return sorted(set(out))
+
+
+class BenchmarkInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``report`` holds every batch size that finished (``report.interrupted`` is True)."""
+
+    def __init__(self, report: BenchReport) -> None:
+        super().__init__("benchmark interrupted")
+        self.report = report
+
+
+@dataclass
+class BenchReport:
+    """The JSON report: ``machine``, ``config``, ``results`` (one row per target and batch), ``accuracy``."""
+
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": REPORT_FORMAT,
+            "started": self.started,
+            "complete": not self.interrupted,
+            "machine": self.machine,
+            "config": self.config,
+            "results": self.results,
+            "accuracy": self.accuracy,
+            "notes": self.notes,
+        }
+
+
+class Progress(Protocol):
+    """What :func:`run_benchmark` reports while it runs (the CLI draws it with rich)."""
+
+    def begin(self, total_s: float) -> None: ...
+
+    def update(self, description: str, advance_s: float) -> None: ...
+
+    def end(self) -> None: ...
+
+
+def check_batches(targets: list[Target], batches: list[int]) -> None:
+    """Refuse, before measuring anything, batches a model cannot take (engine profile max, fixed batch axis)."""
+    for t in targets:
+        fixed = t.model.input_shape[0] if t.model.input_shape else None
+        for b in batches:
+            if t.model.max_batch is not None and b > t.model.max_batch:
+                raise UserError(f"batch {b} is above the maximum batch {t.model.max_batch} of {t.label}")
+            if fixed is not None and b != fixed:
+                raise UserError(f"{t.label} has a fixed batch of {fixed}; batch {b} cannot run on it")
+        if any(d is None for d in t.model.input_shape[1:]):
+            raise UserError(f"{t.label} has dynamic image dimensions {t.model.describe_shape()}; cannot make input")
+
+
+def _timed(runner: Runner, seconds: float, min_iters: int) -> tuple[list[float], list[dict[str, float]], float]:
+    """Iterate until both ``min_iters`` and ``seconds`` are reached: (latencies s, GPU timings, wall s)."""
+    lat: list[float] = []
+    gpu: list[dict[str, float]] = []
+    clock = time.perf_counter
+    start = clock()
+    while True:
+        t0 = clock()
+        g = runner.step()
+        t1 = clock()
+        lat.append(t1 - t0)
+        if g:
+            gpu.append(g)
+        if len(lat) >= min_iters and t1 - start >= seconds:
+            return lat, gpu, t1 - start
+
+
+@dataclass
+class _Case:
+    target: Target
+    runner: Runner
+    lat: list[float] = field(default_factory=list)
+    gpu: list[dict[str, float]] = field(default_factory=list)
+    wall: float = 0.0
+    chunks: int = 0
+    warmup_iterations: int = 0
+
+    def measured(self) -> float:
+        return math.fsum(self.lat)
+
+    def done(self, cfg: BenchConfig) -> bool:
+        return len(self.lat) >= cfg.min_iterations and self.wall >= cfg.duration_s
+
+
+def _row(case: _Case, batch: int, cfg: BenchConfig, machine: dict[str, Any]) -> dict[str, Any]:
+    t = case.target
+    lat_ms = [v * 1e3 for v in case.lat]
+    images = len(case.lat) * batch
+    throughput = images / case.wall if case.wall > 0 else 0.0
+    row: dict[str, Any] = {
+        "model": t.label,
+        "backend": t.backend,
+        "precision": t.precision,
+        "batch": batch,
+        "latency_ms": LatencyStats.of(lat_ms).to_dict(),
+        "throughput_ips": round(throughput, 3),
+        "role": t.role,
+        "group": t.group,
+        "source": t.source,
+        "device": case.runner.device,
+        "iterations": len(case.lat),
+        "wall_s": round(case.wall, 4),
+        "chunks": case.chunks,
+        "warmup_iterations": case.warmup_iterations,
+        "macs_per_image": t.macs_per_image,
+    }
+    if case.gpu:
+        row["gpu"] = {
+            key: LatencyStats.of([g[key] for g in case.gpu]).to_dict()
+            for key in ("compute_ms", "h2d_ms", "d2h_ms")
+            if all(key in g for g in case.gpu)
+        }
+        row["cuda_graphs"] = bool(case.runner.cuda_graphs)
+    if t.macs_per_image:
+        achieved = 2 * t.macs_per_image * throughput / 1e9
+        peak, source = peak_gops(machine, case.runner.device, str(t.precision))
+        row["achieved_gops"] = round(achieved, 3)
+        row["peak_gops"] = peak
+        row["peak_source"] = source
+        row["fraction_of_peak"] = round(achieved / peak, 4) if peak else None
+    notes = [*t.notes, *case.runner.notes]
+    if notes:
+        row["notes"] = notes
+    return row
+
+
+def reference_label(targets_or_rows: list[Any], group: str | None) -> str | None:
+    """The FP32 reference of a group: ONNX Runtime FP32 if present, else PyTorch FP32, else any FP32."""
+    if group is None:
+        return None
+
+    def get(x: Any, key: str) -> Any:
+        return x[key] if isinstance(x, dict) else getattr(x, key)
+
+    fp32 = [x for x in targets_or_rows if get(x, "group") == group and get(x, "precision") == "fp32"]
+    for backend in ("onnxruntime", "pytorch"):
+        for x in fp32:
+            if get(x, "backend") == backend:
+                return str(get(x, "label") if not isinstance(x, dict) else x["model"])
+    if fp32:
+        x = fp32[0]
+        return str(get(x, "label") if not isinstance(x, dict) else x["model"])
+    return None
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Give each row its median-latency and throughput ratio to its group's FP32 reference at the same batch."""
+    for row in rows:
+        ref_name = reference_label(rows, row.get("group"))
+        if ref_name is None:
+            continue
+        ref = next((r for r in rows if r["model"] == ref_name and r["batch"] == row["batch"]), None)
+        if ref is None:
+            continue
+        row["vs_reference"] = {
+            "reference": ref_name,
+            "median_latency_ratio": round(row["latency_ms"]["median"] / ref["latency_ms"]["median"], 4),
+            "throughput_ratio": round(row["throughput_ips"] / ref["throughput_ips"], 4)
+            if ref["throughput_ips"]
+            else None,
+        }
+
+
+def _input(shape: tuple[int | None, ...], batch: int, seed: int) -> np.ndarray:
+    # Values do not change the work a ResNet does; [0, 1) suits both normalising and normalised models.
+    dims = (batch, *(int(d) for d in shape[1:] if d is not None))
+    return np.random.default_rng(seed).random(dims, dtype=np.float32)
+
+
+def _measure_batch(
+    targets: list[Target], batch: int, cfg: BenchConfig, machine: dict[str, Any], progress: Progress | None
+) -> list[dict[str, Any]]:
+    cases: list[_Case] = []
+    try:
+        for t in targets:
+            runner = t.runner()
+            runner.prepare(_input(t.model.input_shape, batch, cfg.seed))
+            case = _Case(t, runner)
+            cases.append(case)
+            if progress:
+                progress.update(f"warm-up {t.label} batch {batch}", 0.0)
+            lat, _, wall = _timed(runner, cfg.warmup_ms / 1e3, 1)
+            case.warmup_iterations = len(lat)
+        rounds = cfg.rounds if cfg.interleave and len(cases) > 1 else 1
+        chunk_s = cfg.duration_s / rounds
+        order = cases if cfg.interleave else []
+        if not cfg.interleave:
+            for case in cases:  # back to back: each target measured in one go
+                lat, gpu, wall = _timed(case.runner, cfg.duration_s, cfg.min_iterations)
+                case.lat, case.gpu, case.wall, case.chunks = lat, gpu, wall, 1
+                if progress:
+                    progress.update(f"{case.target.label} batch {batch}", wall)
+        while order and not all(c.done(cfg) for c in order):
+            for case in order:
+                if case.done(cfg):
+                    continue
+                if case.chunks and len(order) > 1:
+                    case.runner.step()  # re-warm after another target ran; not measured
+                if case.wall >= cfg.duration_s:
+                    seconds, need = 0.0, cfg.min_iterations - len(case.lat)
+                else:
+                    seconds, need = min(chunk_s, cfg.duration_s - case.wall), 1
+                lat, gpu, wall = _timed(case.runner, seconds, need)
+                case.lat += lat
+                case.gpu += gpu
+                case.wall += wall
+                case.chunks += 1
+                if progress:
+                    progress.update(f"{case.target.label} batch {batch}", wall)
+        return [_row(c, batch, cfg, machine) for c in cases]
+    finally:
+        for c in cases:
+            c.runner.release()
+
+
+def run_benchmark(
+    targets: list[Target],
+    config: BenchConfig,
+    progress: Progress | None = None,
+    on_update: Callable[[BenchReport], None] | None = None,
+    gpu: str | None = None,
+) -> BenchReport:
+    """Measure every target at every batch size (interleaved, see the module docstring), then accuracy if
+    ``config.data`` is set. ``on_update`` gets the report after each finished batch size (e.g. to save it).
+
+    Ctrl-C raises :class:`BenchmarkInterrupted` carrying the report of what finished.
+    """
+    config.validate()
+    if not targets:
+        raise UserError("nothing to benchmark")
+    labels = [t.label for t in targets]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"two targets share a label: {labels}")
+    check_batches(targets, config.batches)
+    machine = machine_info(gpu_name=gpu, threads=config.threads, note=config.note)
+    report = BenchReport(machine=machine, config=config.to_dict())
+    report.notes.append(
+        "measurement: per batch size, all models warmed up, then measured in interleaved round-robin chunks "
+        f"({config.rounds if config.interleave else 1} per model) in one process"
+        if config.interleave
+        else "measurement: per batch size, models measured back to back in one process"
+    )
+    restore_threads = _set_torch_threads(config.threads)
+    try:
+        if progress:
+            progress.begin(len(config.batches) * len(targets) * config.duration_s)
+        for batch in config.batches:
+            report.results.extend(_measure_batch(targets, batch, config, machine, progress))
+            add_ratios(report.results)
+            if on_update:
+                on_update(report)
+        if config.data:
+            from .accuracy import evaluate_targets
+
+            if progress:
+                progress.update(f"accuracy on {config.data}", 0.0)
+            report.accuracy = evaluate_targets(targets, config)
+            by_label = {a["model"]: a for a in report.accuracy}
+            for row in report.results:
+                if row["model"] in by_label:
+                    row["accuracy"] = by_label[row["model"]]
+            if on_update:
+                on_update(report)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        report.notes.append("interrupted by the user: only the batch sizes listed finished")
+        raise BenchmarkInterrupted(report) from None
+    finally:
+        restore_threads()
+        if progress:
+            progress.end()
+        try:
+            import os
+
+            machine["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        except OSError:
+            pass
+    return report
+
+
+def _set_torch_threads(threads: int | None) -> Callable[[], None]:
+    if not threads:
+        return lambda: None
+    try:
+        import torch
+    except ImportError:
+        return lambda: None
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return lambda: torch.set_num_threads(before)

@@ -1,0 +1,212 @@
+"""Turning command-line model specs into benchmark targets, and adding same-weights baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import InferenceModel
+from ..errors import UserError
+from ..models.weights import ModelInfo, bundled_checkpoints
+from .accuracy import target_info
+from .core import Target
+from .macs import count_macs_onnx, count_macs_torch
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+
+
+def group_key(info: ModelInfo | None) -> str | None:
+    """Architecture + weights identity: bundled name (or arch) with the classes and input size."""
+    if info is None:
+        return None
+    base = info.name or info.arch
+    return f"{base}@{info.input_size}" if info.name else f"{base}@{info.input_size}/{info.num_classes}"
+
+
+def _label(info: ModelInfo | None, path: Path | None, precision: str, backend: str, suffix: str = "") -> str:
+    name = (info.name or info.arch) if info else (path.stem if path else "model")
+    return f"{name} {precision} {backend}{suffix}"
+
+
+def macs_for(model: InferenceModel, info: ModelInfo | None) -> int | None:
+    """MACs per image: from the ONNX graph when the model is an ONNX file, else from the architecture."""
+    path = model.path
+    if path is not None and path.suffix.lower() == ".onnx":
+        from ..export import load_onnx
+
+        return count_macs_onnx(load_onnx(path, check=False), info.input_size if info else None).total
+    module = getattr(model, "module", None)
+    if module is not None and info is not None:
+        return count_macs_torch(module, (1, info.in_channels, info.input_size, info.input_size)).total
+    if info is not None:
+        from ..models.registry import ARCHITECTURES, build_model
+
+        if info.arch in ARCHITECTURES:
+            net = build_model(info.arch, info.num_classes, info.in_channels)
+            return count_macs_torch(net, (1, info.in_channels, info.input_size, info.input_size)).total
+    return None
+
+
+def _load_model(spec: str, threads: int | None, device: str, cuda_graphs: bool) -> InferenceModel:
+    path = Path(spec)
+    is_ckpt = spec in bundled_checkpoints() or path.suffix.lower() in CHECKPOINT_SUFFIXES
+    if is_ckpt:
+        from ..backends.torch_eager import TorchModel
+        from ..models.weights import load_model
+
+        module, info = load_model(weights=spec)
+        return TorchModel(module, info, device=device)
+    if not path.exists():
+        names = ", ".join(bundled_checkpoints()) or "none"
+        raise UserError(f"model {spec} not found (not a file, nor a bundled checkpoint: {names})")
+    from ..runtime import ENGINE_SUFFIXES, load
+
+    opts: dict[str, Any] = {}
+    if path.suffix.lower() == ".onnx" and threads:
+        opts["threads"] = threads
+    elif path.suffix.lower() in ENGINE_SUFFIXES:
+        opts["cuda_graphs"] = cuda_graphs
+    return load(path, **opts)
+
+
+def load_target(spec: str, threads: int | None = None, device: str = "cpu", cuda_graphs: bool = True) -> Target:
+    """A target for anything ``resnet_deploy.runtime.load`` accepts, or a checkpoint (run in PyTorch eager)."""
+    model = _load_model(spec, threads, device, cuda_graphs)
+    info = target_info_of(model)
+    on_cuda = model.backend == "tensorrt" or str(getattr(model, "device", "cpu")).startswith("cuda")
+    dev = "cuda" if on_cuda else "cpu"
+    target = Target(
+        label=_label(info, model.path, model.precision, model.backend),
+        model=model,
+        source=spec,
+        group=group_key(info),
+        macs_per_image=macs_for(model, info),
+        device=dev,
+    )
+    if dev == "cuda":
+        target.make_runner = _cuda_runner_factory(target, cuda_graphs)
+    return target
+
+
+def target_info_of(model: InferenceModel) -> ModelInfo | None:
+    return target_info(Target(label="", model=model))
+
+
+def _cuda_runner_factory(target: Target, cuda_graphs: bool) -> Any:
+    from . import gpu
+
+    model = target.model
+    if model.backend == "tensorrt":
+        return lambda: gpu.TensorRTCudaRunner(model, cuda_graphs=cuda_graphs)
+    half = bool(getattr(model, "half", False))
+    return lambda: gpu.TorchCudaRunner(model.module, model.input_dtype, half, False, cuda_graphs)  # type: ignore[attr-defined]
+
+
+def baseline_weights(info: ModelInfo, weights: str | None) -> str | None:
+    """Where the weights of ``info``'s model can be found: ``weights`` if given, else its bundled checkpoint."""
+    if weights:
+        return weights
+    if info.name and info.name in bundled_checkpoints():
+        return info.name
+    ref = info.extra.get("weights") if info.extra else None
+    if ref and Path(ref).is_file():
+        return ref
+    return None
+
+
+def add_baselines(
+    targets: list[Target],
+    weights: str | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
+    cuda_graphs: bool = True,
+) -> tuple[list[Target], list[str]]:
+    """Targets plus, per group: ONNX Runtime FP32 and PyTorch eager FP32 on the same weights, and on a GPU
+    PyTorch FP16 channels-last with CUDA graphs. Returns (targets, notes about baselines that could not be made)."""
+    from ..backends.onnxruntime import OnnxRuntimeModel
+    from ..backends.torch_eager import TorchModel
+    from ..export import export_onnx
+    from ..models.weights import load_model
+
+    out = list(targets)
+    notes: list[str] = []
+    seen: set[str] = set()
+    for t in targets:
+        info = target_info(t)
+        if info is None or t.group is None:
+            notes.append(f"no baselines for {t.label}: it carries no model metadata (architecture unknown)")
+            continue
+        if t.group in seen:
+            continue
+        seen.add(t.group)
+        members = [x for x in out if x.group == t.group]
+        src = baseline_weights(info, weights)
+        if src is None:
+            notes.append(
+                f"no same-weights baselines for {t.label}: its weights are not reachable (pass --weights CHECKPOINT)"
+            )
+            continue
+        module, winfo = load_model(info.arch, src)
+        if group_key(winfo) != t.group and weights is None:
+            notes.append(f"baseline weights {src} describe {group_key(winfo)}, not {t.group}: skipped")
+            continue
+        macs = count_macs_torch(module, (1, winfo.in_channels, winfo.input_size, winfo.input_size)).total
+        if not any(x.backend == "onnxruntime" and x.precision == "fp32" for x in members):
+            proto, _ = export_onnx(module, winfo)
+            ort = OnnxRuntimeModel(proto, threads=threads)
+            out.append(
+                Target(
+                    label=_label(winfo, None, "fp32", "onnxruntime"),
+                    model=ort,
+                    source=f"{src} exported to ONNX",
+                    role="baseline",
+                    group=t.group,
+                    macs_per_image=count_macs_onnx(proto).total,
+                )
+            )
+        if not any(x.backend == "pytorch" and x.precision == "fp32" and x.device == "cpu" for x in members):
+            out.append(
+                Target(
+                    label=_label(winfo, None, "fp32", "pytorch"),
+                    model=TorchModel(module, winfo),
+                    source=str(src),
+                    role="baseline",
+                    group=t.group,
+                    macs_per_image=macs,
+                )
+            )
+        if device == "cuda":
+            out.extend(gpu_baselines(module, winfo, t.group, str(src), macs, cuda_graphs))
+    return out, notes
+
+
+def gpu_baselines(
+    module: Any, info: ModelInfo, group: str | None, source: str, macs: int | None, cuda_graphs: bool = True
+) -> list[Target]:
+    """PyTorch on CUDA: FP32 and FP16 channels-last, CUDA graphs (NEVER RUN: no GPU where this was written)."""
+    import copy
+
+    from ..backends.torch_eager import TorchModel
+    from . import gpu
+
+    out = []
+    for half in (False, True):
+        m = copy.deepcopy(module)
+        model = TorchModel(m, info, device="cuda", half=half)
+        prec = "fp16" if half else "fp32"
+        label = _label(info, None, prec, "pytorch-cuda", " channels-last" if half else "")
+        out.append(
+            Target(
+                label=label,
+                model=model,
+                source=source,
+                role="baseline",
+                group=group,
+                macs_per_image=macs,
+                device="cuda",
+                make_runner=lambda m=model.module, h=half: gpu.TorchCudaRunner(m, np.float32, h, h, cuda_graphs),
+            )
+        )
+    return out
