@@ -14,6 +14,7 @@ import onnx
 import torch
 from torch import nn
 
+from . import __version__
 from ._io import atomic_path
 from .errors import UserError
 from .models.weights import ModelInfo
@@ -60,6 +61,10 @@ def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]:
     if not ok:
         raise UserError("onnxsim could not verify the simplified model against the original")
     report.count("nodes_removed", before - len(simplified.graph.node))
+    # onnxsim >= 0.5 records every removed node and value name in metadata_props (kilobytes of noise per model)
+    keep = [p for p in simplified.metadata_props if not p.key.startswith("onnxsim.")]
+    del simplified.metadata_props[:]
+    simplified.metadata_props.extend(keep)
     return simplified, report
 
 
@@ -87,6 +92,7 @@ def export_onnx(
     simplified, sim_report = simplify(raw)
     folded, fold_report = fold_batchnorm(simplified)
     folded.producer_name = "resnet-deploy"
+    folded.producer_version = __version__  # not the torch version the exporter left there
     set_info(folded, info)
     onnx.checker.check_model(folded)
     return folded, [sim_report, fold_report]

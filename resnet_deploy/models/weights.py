@@ -7,6 +7,8 @@ a tensor; .safetensors holds only tensors and string metadata.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,9 +133,14 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if path.suffix not in _TORCH_SUFFIXES:
         raise UserError(f"{path}: unsupported weights format (use .pth, .pt or .safetensors)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says enough
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe pickles
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        # torch's weights-only message is a paragraph of advice to disable safety; keep only the actual reason
+        m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", text)
+        first = m.group(1).strip() if m else (text.splitlines()[0] if text else type(exc).__name__)
         raise UserError(f"cannot read {path}: corrupt, or not a plain state dict ({first})") from None
     return _unwrap(obj, path), {}
 
@@ -191,6 +198,9 @@ def load_model(
     A resnet-deploy checkpoint names its architecture, so ``arch`` may be omitted; for other files the class
     count and input channels are read off the weights when not given.
     """
+    for what, value in (("num_classes", num_classes), ("in_channels", in_channels), ("input_size", input_size)):
+        if value is not None and value < 1:  # checked here: 0 would otherwise fall back to a default below
+            raise UserError(f"{what} must be >= 1, got {value}")
     state: dict[str, torch.Tensor] | None = None
     info: ModelInfo | None = None
     source = str(weights)
