@@ -44,10 +44,13 @@ def evaluate_targets(targets: list[Target], config: BenchConfig) -> list[dict[st
     by_label = {t.label: t for t in targets}
     out: list[dict[str, Any]] = []
     for t in targets:
+        if not t.evaluate:
+            continue
         info = target_info(t)
         dataset = open_dataset(config.data, info)
         ref_name = reference_label(targets, t.group)
-        ref = by_label[ref_name].model if ref_name is not None and ref_name != t.label else None
+        ref_target = by_label.get(ref_name) if ref_name is not None and ref_name != t.label else None
+        ref = ref_target.model if ref_target is not None and ref_target.evaluate else None
         try:
             rep = evaluate(
                 t.model, dataset, reference=ref, batch_size=config.eval_batch, limit=config.data_limit, progress=False
@@ -66,6 +69,7 @@ def evaluate_targets(targets: list[Target], config: BenchConfig) -> list[dict[st
                 "top5": round(rep.top5, 4),
                 "top5_k": rep.top5_k,
                 "reference": ref_name if ref is not None else None,
+                "is_reference": ref_name == t.label,
                 "agreement_top1": None if rep.agreement is None else round(rep.agreement, 4),
                 "seconds": round(rep.seconds, 2),
             }

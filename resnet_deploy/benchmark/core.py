@@ -67,7 +67,8 @@ class Target:
     """One model to measure, with what the report needs to know about it.
 
     ``group`` names the architecture + weights: rows of one group are compared with each other (latency ratio to
-    the group's FP32 reference, top-1 agreement). ``make_runner`` defaults to a :class:`HostRunner`.
+    the group's FP32 reference, top-1 agreement). ``make_runner`` defaults to a :class:`HostRunner`. Targets with
+    ``evaluate=False`` are timed only.
     """
 
     label: str
@@ -81,6 +82,7 @@ class Target:
     precision: str | None = None
     make_runner: Callable[[], Runner] | None = None
     notes: list[str] = field(default_factory=list)
+    evaluate: bool = True  # False: no accuracy for this target even when the run has data (e.g. random weights)
 
     def __post_init__(self) -> None:
         self.backend = self.backend or self.model.backend

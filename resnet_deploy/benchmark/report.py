@@ -136,7 +136,7 @@ def to_markdown(report: BenchReport | Mapping[str, Any], title: str = "Benchmark
             "|---|---|---|---|---|---|",
         ]
         for a in acc:
-            agree = "(reference)" if a.get("reference") is None else _fmt(a.get("agreement_top1"))
+            agree = "(reference)" if a.get("is_reference") else _fmt(a.get("agreement_top1"))
             cells = [a["model"], str(a["backend"]), str(a["precision"]), _fmt(a["top1"]), _fmt(a["top5"]), agree]
             lines.append("| " + " | ".join(cells) + " |")
     peaks = sorted({f"{r['peak_source']}" for r in data["results"] if r.get("peak_source")})

@@ -1,0 +1,151 @@
+"""`resnet-deploy bench`: one-line errors for bad arguments, real short runs, Ctrl-C leaving a valid partial report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from resnet_deploy.cli import main
+from resnet_deploy.export import export_onnx, save_onnx
+from resnet_deploy.models.weights import load_model, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def r20(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """resnet20 (3 x 32 x 32, 10 classes, random weights) as ONNX, and the same weights as a checkpoint."""
+    d = tmp_path_factory.mktemp("benchcli")
+    module, info = load_model("resnet20", num_classes=10)
+    proto, _ = export_onnx(module, info)
+    save_onnx(proto, d / "r20.onnx")
+    net = module.net if hasattr(module, "net") else module
+    save_checkpoint(d / "r20.safetensors", net, info)
+    return d / "r20.onnx", d / "r20.safetensors"
+
+
+def _err(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--batch", "1,x"], "bad batch list"),
+        (["--batch", "0"], "bad batch list"),
+        (["--duration", "0"], "--duration must be a positive"),
+        (["--duration", "-2"], "--duration must be a positive"),
+        (["--min-iterations", "0"], "--min-iterations"),
+        (["--warmup", "-1"], "--warmup"),
+        (["--json", "/nonexistent-dir/x.json"], "does not exist"),
+    ],
+)
+def test_bad_arguments_one_line(
+    r20: tuple[Path, Path], capsys: pytest.CaptureFixture[str], extra: list[str], match: str
+) -> None:
+    assert main(["bench", str(r20[0]), *extra]) == 2
+    assert match in _err(capsys)
+
+
+def test_missing_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["bench", str(tmp_path / "nope.onnx"), "--duration", "0.1"]) == 2
+    assert "not found" in _err(capsys)
+
+
+def test_fixed_batch_model_refuses_other_batches(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["input"], ["logits"])], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    onnx.save(model, tmp_path / "fixed.onnx")
+    assert main(["bench", str(tmp_path / "fixed.onnx"), "--batch", "1,2", "--duration", "0.1"]) == 2
+    assert "fixed batch of 1" in _err(capsys)
+
+
+def test_real_run_with_baselines_writes_all_outputs(r20: tuple[Path, Path], tmp_path: Path) -> None:
+    onnx_path, ckpt = r20
+    out = tmp_path / "b"
+    code = main(
+        [
+            "bench",
+            str(onnx_path),
+            "--batch",
+            "1,2",
+            "--duration",
+            "0.2",
+            "--warmup",
+            "20",
+            "--min-iterations",
+            "3",
+            "--threads",
+            "1",
+            "--baselines",
+            "--weights",
+            str(ckpt),
+            "--json",
+            f"{out}.json",
+            "--markdown",
+            f"{out}.md",
+            "--plot",
+            f"{out}.png",
+            "--quiet",
+            "--note",
+            "test run",
+        ]
+    )
+    assert code == 0
+    data = json.loads(Path(f"{out}.json").read_text())
+    assert data["complete"] is True and data["machine"]["note"] == "test run"
+    combos = {(r["backend"], r["precision"], r["batch"], r["role"]) for r in data["results"]}
+    # the model itself (ONNX Runtime FP32, also the group's reference) plus the PyTorch eager baseline
+    assert combos == {
+        ("onnxruntime", "fp32", 1, "model"),
+        ("onnxruntime", "fp32", 2, "model"),
+        ("pytorch", "fp32", 1, "baseline"),
+        ("pytorch", "fp32", 2, "baseline"),
+    }
+    assert all(r["macs_per_image"] == 40_551_040 for r in data["results"])
+    assert "| resnet20 fp32 pytorch | pytorch | fp32 | 2 |" in Path(f"{out}.md").read_text()
+    assert Path(f"{out}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_checkpoint_as_model(r20: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", str(r20[1]), "--duration", "0.1", "--min-iterations", "2", "--warmup", "0"]) == 0
+    assert "| resnet20 fp32 pytorch | pytorch | fp32 | 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_partial_json_and_exits_130(r20: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "partial.json"
+    cmd = [sys.executable, "-m", "resnet_deploy", "bench", str(r20[0]), "--batch", "1,2", "--duration", "6"]
+    cmd += ["--min-iterations", "1", "--warmup", "0", "--json", str(out), "--quiet", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The report is first written when batch 1 finishes (6 s); interrupt during batch 2.
+        deadline = time.monotonic() + 240
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert out.exists(), proc.stderr.read() if proc.stderr else ""
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "interrupted" in err
+    data = json.loads(out.read_text())
+    assert data["complete"] is False
+    assert [r["batch"] for r in data["results"]] == [1]
