@@ -403,3 +403,18 @@ def time_engines(
     _check(drv.cuEventDestroy(end))
     _check(drv.cuStreamDestroy(stream))
     return results
+
+
+def residual_fusion_choice(native: EngineTiming, plugin: EngineTiming) -> dict[str, Any]:
+    """The ``--residual-fusion auto`` decision and what the sidecar records: the engine with the lower median
+    wins; a tie keeps native (TensorRT's own fusion, no plugin to ship)."""
+    chosen = "plugin" if plugin.median_ms < native.median_ms else "native"
+    return {
+        "residual_fusion": chosen,
+        "engine": plugin.path if chosen == "plugin" else native.path,
+        "native_median_ms": round(native.median_ms, 5),
+        "plugin_median_ms": round(plugin.median_ms, 5),
+        "plugin_speedup": round(native.median_ms / plugin.median_ms, 4) if plugin.median_ms > 0 else None,
+        "iterations": {"native": native.iterations, "plugin": plugin.iterations},
+        "input_shapes": {k: list(v) for k, v in native.input_shapes.items()},
+    }

@@ -82,3 +82,16 @@ def test_ptx_entry_points_take_inputs_then_int32s_then_output(tmp_path: Path) ->
         assert match, name
         params = re.findall(r"\.param \.(\w+) ", match.group(1))
         assert params == types, (name, params)
+
+
+def test_auto_choice_prefers_the_faster_engine_and_native_on_ties() -> None:
+    native = plug.EngineTiming("n.engine", 1.00, 1.01, 0.98, 100, {"input": (8, 3, 224, 224)})
+    faster = plug.EngineTiming("p.engine", 0.90, 0.91, 0.89, 110, {"input": (8, 3, 224, 224)})
+    slower = plug.EngineTiming("p.engine", 1.20, 1.21, 1.19, 90, {"input": (8, 3, 224, 224)})
+    tie = plug.EngineTiming("p.engine", 1.00, 1.00, 1.00, 100, {"input": (8, 3, 224, 224)})
+    record = plug.residual_fusion_choice(native, faster)
+    assert record["residual_fusion"] == "plugin" and record["engine"] == "p.engine"
+    assert record["plugin_speedup"] == pytest.approx(1.0 / 0.9, rel=1e-3)
+    assert record["input_shapes"] == {"input": [8, 3, 224, 224]}
+    assert plug.residual_fusion_choice(native, slower)["residual_fusion"] == "native"
+    assert plug.residual_fusion_choice(native, tie)["engine"] == "n.engine"
