@@ -1,0 +1,100 @@
+"""Small exported ResNets shared by the precision tests (exported once per session: export is the slow part)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from resnet_deploy.export import export_onnx
+from resnet_deploy.models import NormalizedModel, build_model
+from resnet_deploy.models.weights import ModelInfo
+
+
+def trt_module():  # type: ignore[no-untyped-def]
+    for name in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        if hasattr(mod, "Builder"):
+            return mod
+    pytest.skip("no TensorRT / TensorRT-RTX Python module installed")
+
+
+def parse_and_build(model: onnx.ModelProto, max_batch: int = 4) -> int:
+    """Strongly typed parse + build_serialized_network; returns the engine size. Fails the test on errors."""
+    trt = trt_module()
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    ok = parser.parse(model.SerializeToString())
+    errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    assert ok, f"TensorRT parser rejected the model: {errors}"
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    inp = network.get_input(0)
+    chw = list(inp.shape)[1:]
+    profile.set_shape(inp.name, [1, *chw], [max_batch, *chw], [max_batch, *chw])
+    config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    assert engine is not None, "TensorRT could not build the engine"
+    return int(engine.nbytes)
+
+
+def _randomize_bn(net: torch.nn.Module, seed: int) -> None:
+    """Non-trivial BatchNorm statistics, so folding produces realistic weights and biases."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) * 0.8 + 0.2)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+
+
+def export_small(arch: str, seed: int = 0) -> tuple[onnx.ModelProto, ModelInfo]:
+    torch.manual_seed(seed)
+    if arch == "resnet20":
+        net = build_model("resnet20", 10, 1)
+        info = ModelInfo(arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353])
+        _randomize_bn(net, seed)
+        model: torch.nn.Module = NormalizedModel(net, info.mean or [], info.std or [])
+    else:
+        net = build_model(arch, 10, 3)
+        info = ModelInfo(arch=arch, num_classes=10, in_channels=3, input_size=64)
+        _randomize_bn(net, seed)
+        model = net
+    proto, _ = export_onnx(model.eval(), info)
+    return proto, info
+
+
+@pytest.fixture(scope="session")
+def resnet20_fp32() -> onnx.ModelProto:
+    return export_small("resnet20")[0]
+
+
+@pytest.fixture(scope="session")
+def resnet18_fp32() -> onnx.ModelProto:
+    return export_small("resnet18")[0]
+
+
+@pytest.fixture(scope="session")
+def fmnist_images() -> np.ndarray:
+    from resnet_deploy.data import load_fashion_mnist
+
+    try:
+        x, _ = load_fashion_mnist("train")
+    except Exception as exc:  # the Debian dataset package is not installed
+        pytest.skip(f"Fashion-MNIST not available: {exc}")
+    return x[:256]
+
+
+@pytest.fixture(scope="session")
+def trt_build():  # type: ignore[no-untyped-def]
+    """The function :func:`parse_and_build` (skips the test when no TensorRT module is installed)."""
+    trt_module()
+    return parse_and_build

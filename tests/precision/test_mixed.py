@@ -1,0 +1,81 @@
+"""Accuracy-aware mixed precision: the greedy search keeps sensitive layers in float until within budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+from resnet_deploy.errors import UserError
+from resnet_deploy.precision.mixed import search_keep_float, top1
+from resnet_deploy.precision.ptq import Int8Options, quantize_int8
+from resnet_deploy.precision.qdq import name_nodes, plan_qdq
+
+
+def _input_dependent(model: onnx.ModelProto, x: np.ndarray) -> onnx.ModelProto:
+    """A random-weight net predicts one class for every input; centring and amplifying its logits over ``x``
+    (fc bias -= mean logits, then x100) makes its argmax depend on the input, so quantization can change it."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    mean = OnnxRuntimeModel(model).predict(x).mean(axis=0)
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    inits = {t.name: t for t in model.graph.initializer}
+    w, b = (onnx.numpy_helper.to_array(inits[n]) for n in gemm.input[1:3])
+    inits[gemm.input[1]].CopyFrom(onnx.numpy_helper.from_array(w * 100, gemm.input[1]))
+    inits[gemm.input[2]].CopyFrom(onnx.numpy_helper.from_array((b - mean) * 100, gemm.input[2]))
+    return model
+
+
+@pytest.fixture(scope="module")
+def model(resnet20_fp32: onnx.ModelProto) -> onnx.ModelProto:
+    return _input_dependent(resnet20_fp32, np.random.default_rng(1).random((120, 1, 28, 28), dtype=np.float32))
+
+
+@pytest.fixture(scope="module")
+def data(model: onnx.ModelProto) -> tuple[np.ndarray, np.ndarray]:
+    # Labels = the FP32 model's own predictions: FP32 top-1 is 100 % and any drop is quantization error.
+    x = np.random.default_rng(0).random((120, 1, 28, 28), dtype=np.float32)
+    y = OnnxRuntimeModel(model).predict(x).argmax(1)
+    assert len(np.unique(y)) >= 5
+    return x, y
+
+
+def test_top1(model: onnx.ModelProto, data: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = data
+    assert top1(model, x, y) == 100.0
+    assert top1(model, x, (y + 1) % 10) == 0.0
+
+
+def test_generous_budget_keeps_everything_int8(model: onnx.ModelProto, data: tuple[np.ndarray, np.ndarray]) -> None:
+    named = name_nodes(model)
+    plan = plan_qdq(named)
+    amax = {t: 4.0 for t in plan.tensors}
+    r = search_keep_float(named, plan, amax, *data, max_drop=100.0)
+    assert r.keep_float == [] and r.evaluations == 1 and r.within_budget and r.fp32_top1 == 100.0
+
+
+@pytest.mark.slow
+def test_tight_budget_with_bad_ranges_keeps_the_damaging_layers(
+    model: onnx.ModelProto, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    named = name_nodes(model)
+    plan = plan_qdq(named)
+    amax = {t: 4.0 for t in plan.tensors}
+    first_input = plan.activations[0].tensor
+    amax[first_input] = 0.02  # the stem's input range is crushed: that layer must go back to float
+    r = search_keep_float(named, plan, amax, *data, max_drop=2.0)
+    assert r.within_budget and r.final_top1 >= r.fp32_top1 - 2.0
+    assert plan.activations[0].node in r.keep_float
+    assert r.int8_top1 < r.final_top1
+    assert set(r.sensitivity) == set(plan.layers)
+    assert max(r.sensitivity, key=lambda k: r.sensitivity[k]) == plan.activations[0].node
+
+
+def test_through_quantize_int8(model: onnx.ModelProto, data: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = data
+    r = quantize_int8(model, x[:32], Int8Options(max_accuracy_drop=100.0), eval_data=(x, y))
+    assert r.mixed is not None and r.mixed.keep_float == []
+    with pytest.raises(UserError, match="needs evaluation data"):
+        quantize_int8(model, x[:32], Int8Options(max_accuracy_drop=1.0))
+    with pytest.raises(UserError, match=">= 0"):
+        quantize_int8(model, x[:32], Int8Options(max_accuracy_drop=-1.0), eval_data=(x, y))
