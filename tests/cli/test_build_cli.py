@@ -1,0 +1,190 @@
+"""`resnet-deploy build` end to end, and its bad inputs: one line on stderr, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from resnet_deploy.cli import main
+from resnet_deploy.models import build_model
+from resnet_deploy.models.weights import ModelInfo, save_checkpoint
+
+INFO = ModelInfo(
+    arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353], dataset="fashion-mnist"
+)
+
+
+def checkpoint(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    return save_checkpoint(path, build_model("resnet20", 10, 1), INFO)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoint(tmp_path_factory.mktemp("ckpt") / "r20.safetensors", 0)
+
+
+@pytest.fixture(scope="module")
+def calib_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "calib.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (24, 28, 28), dtype=np.uint8), y=rng.integers(0, 10, 24))
+    return path
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["build", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, pattern: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("resnet-deploy build: error: ")
+    assert pattern in lines[0], lines[0]
+
+
+def test_int8_with_cache_then_reuse(
+    ckpt: Path, calib_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, cache = tmp_path / "m.onnx", tmp_path / "calib.json"
+    args = ["--weights", str(ckpt), "--precision", "int8", "--calib-data", str(calib_npz), "--calib-method", "minmax"]
+    code, stdout, _ = run([*args, "--calib-cache", str(cache), "-o", str(out)], capsys)
+    assert code == 0 and out.is_file() and cache.is_file()
+    assert "calibration: minmax" in stdout and "24 images of" in stdout
+    assert json.loads(cache.read_text())["data"]["samples"] == 24
+    first = out.read_bytes()
+    out2 = tmp_path / "m2.onnx"
+    code, stdout, _ = run(
+        ["--weights", str(ckpt), "--precision", "int8", "--calib-cache", str(cache), "-o", str(out2)], capsys
+    )
+    assert code == 0 and "reused from cache" in stdout
+    import onnx
+
+    assert onnx.load(str(out2)).graph == onnx.load_from_string(first).graph
+
+
+def test_json_output_and_emit_onnx(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, emit = tmp_path / "m.onnx", tmp_path / "copy.onnx"
+    code, stdout, _ = run(
+        ["--weights", str(ckpt), "--precision", "fp16", "-o", str(out), "--emit-onnx", str(emit), "--json"], capsys
+    )
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["precision"] == "fp16" and doc["backend"] == "onnxruntime"
+    assert [p["name"] for p in doc["passes"]] == ["onnxsim", "fold_batchnorm", "fp16"]
+    assert emit.read_bytes() == out.read_bytes()
+
+
+def test_synthetic_calibration_warns_loudly(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.onnx"
+    args = ["--weights", str(ckpt), "--precision", "int8", "--calib-data", "synthetic", "--calib-samples", "8"]
+    code, stdout, err = run([*args, "-o", str(out)], capsys)
+    assert code == 0 and out.is_file()
+    assert "MEANINGLESS" in err and "MEANINGLESS" in stdout
+
+
+def test_shape_mismatched_calibration_data(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    npz = tmp_path / "rgb.npz"
+    np.savez(npz, x=np.zeros((4, 3, 32, 32), np.uint8), y=np.zeros(4, np.int64))
+    out, cache = tmp_path / "m.onnx", tmp_path / "c.json"
+    args = ["--weights", str(ckpt), "--precision", "int8", "--calib-data", str(npz), "--calib-cache", str(cache)]
+    code, _, err = run([*args, "-o", str(out)], capsys)
+    assert_one_line_error(code, err, "shape")
+    assert sorted(tmp_path.iterdir()) == [npz]
+
+
+@pytest.mark.parametrize("samples", ["0", "-3"])
+def test_zero_calibration_samples(
+    ckpt: Path, calib_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], samples: str
+) -> None:
+    out = tmp_path / "m.onnx"
+    args = ["--weights", str(ckpt), "--precision", "int8", "--calib-data", str(calib_npz), "--calib-samples", samples]
+    code, _, err = run([*args, "-o", str(out)], capsys)
+    assert_one_line_error(code, err, "--calib-samples must be at least 1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_calibration_file(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    npz = tmp_path / "empty.npz"
+    np.savez(npz, x=np.zeros((0, 28, 28), np.uint8), y=np.zeros(0, np.int64))
+    out = tmp_path / "m.onnx"
+    code, _, err = run(
+        ["--weights", str(ckpt), "--precision", "int8", "--calib-data", str(npz), "-o", str(out)], capsys
+    )
+    assert_one_line_error(code, err, "no samples")
+    assert not out.exists()
+
+
+def test_stale_cache(ckpt: Path, calib_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = checkpoint(tmp_path / "other.safetensors", 1)
+    cache = tmp_path / "c.json"
+    code, _, _ = run(
+        [
+            "--weights",
+            str(other),
+            "--precision",
+            "int8",
+            "--calib-data",
+            str(calib_npz),
+            "--calib-cache",
+            str(cache),
+            "-o",
+            str(tmp_path / "a.onnx"),
+        ],
+        capsys,
+    )
+    assert code == 0
+    before = cache.read_bytes()
+    out = tmp_path / "m.onnx"
+    code, _, err = run(
+        ["--weights", str(ckpt), "--precision", "int8", "--calib-cache", str(cache), "-o", str(out)], capsys
+    )
+    assert_one_line_error(code, err, "stale or foreign")
+    assert not out.exists() and cache.read_bytes() == before
+
+
+def test_malformed_cache(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "c.json"
+    cache.write_text('{"format": "something-else"}')
+    out = tmp_path / "m.onnx"
+    code, _, err = run(
+        ["--weights", str(ckpt), "--precision", "int8", "--calib-cache", str(cache), "-o", str(out)], capsys
+    )
+    assert_one_line_error(code, err, "not a resnet-deploy calibration cache")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--precision", "int8"], "needs calibration data"),
+        (["--precision", "fp32", "--calib-method", "entropy"], "only applies to --precision int8"),
+        (["--precision", "int8", "--calib-data", "synthetic", "--max-accuracy-drop", "1"], "go together"),
+        (["--precision", "fp32", "--io-dtype", "fp16"], "only applies to --precision fp16"),
+        (["--precision", "fp32", "--max-batch", "8"], "only applies to the TensorRT backend"),
+        (["--precision", "fp32", "--onnx", "x.onnx"], "either --onnx or --arch/--weights"),
+    ],
+)
+def test_bad_options(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    out = tmp_path / "m.onnx"
+    code, _, err = run(["--weights", str(ckpt), *extra, "-o", str(out)], capsys)
+    assert_one_line_error(code, err, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_checked_before_the_work(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--weights", str(ckpt), "-o", str(tmp_path / "missing" / "m.onnx")], capsys)
+    assert_one_line_error(code, err, "does not exist")
+    code, _, err = run(["--weights", str(ckpt), "--backend", "tensorrt", "-o", str(tmp_path / "m.onnx")], capsys)
+    assert_one_line_error(code, err, "writes an engine")
+    code, _, err = run(["--weights", str(ckpt), "-o", str(tmp_path / "m.engine")], capsys)
+    assert_one_line_error(code, err, "looks like a TensorRT engine")
