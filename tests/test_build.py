@@ -1,0 +1,144 @@
+"""The ``build`` Python API: each precision and backend, ONNX input, plugin rewrite, mixed precision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+from resnet_deploy.build import BuildOptions, build, summary_lines
+from resnet_deploy.errors import UserError
+from resnet_deploy.models import build_model
+from resnet_deploy.models.weights import ModelInfo, save_checkpoint
+
+INFO = ModelInfo(
+    arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353], dataset="fashion-mnist"
+)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "r20.safetensors", build_model("resnet20", 10, 1), INFO)
+
+
+@pytest.fixture(scope="module")
+def calib_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "calib.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), y=rng.integers(0, 10, 32))
+    return path
+
+
+def _trt_available() -> bool:
+    from resnet_deploy.backends.tensorrt import compat
+
+    return compat.available() is not None
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_onnxruntime_precisions(ckpt: Path, calib_npz: Path, tmp_path: Path, precision: str) -> None:
+    stages: list[str] = []
+    opts = BuildOptions(output=tmp_path / "m.onnx", weights=ckpt, precision=precision)
+    if precision == "int8":
+        opts.calib_data, opts.calib_samples = str(calib_npz), 16
+    r = build(opts, lambda stage, detail: stages.append(stage))
+    assert r.output.is_file() and r.output_bytes == r.output.stat().st_size
+    assert "export" in stages and "write" in stages
+    m = OnnxRuntimeModel(r.output)
+    assert m.precision == precision and m.info is not None and m.info.arch == "resnet20"
+    out = m.predict(np.zeros((2, 1, 28, 28), np.float32))
+    assert out.shape == (2, 10) and np.isfinite(out).all()
+    meta = {p.key: p.value for p in onnx.load(str(r.output)).metadata_props}
+    assert meta["resnet_deploy.precision"] == precision
+    if precision == "int8":
+        assert r.int8.samples == 16 and r.calibration_data == str(calib_npz)
+        assert meta["resnet_deploy.calibration"] == "percentile:16"
+    assert any(line.startswith("wrote ONNX") for line in summary_lines(r))
+    json.dumps(r.to_dict())
+
+
+def test_from_onnx_and_foreign_onnx_needs_data(ckpt: Path, calib_npz: Path, tmp_path: Path) -> None:
+    fp32 = build(BuildOptions(output=tmp_path / "fp32.onnx", weights=ckpt)).output
+    r = build(BuildOptions(output=tmp_path / "q.onnx", onnx=fp32, precision="int8", calib_data=str(calib_npz)))
+    assert OnnxRuntimeModel(r.output).precision == "int8"
+    with pytest.raises(UserError, match="already quantized"):
+        build(BuildOptions(output=tmp_path / "qq.onnx", onnx=r.output, precision="int8", calib_data=str(calib_npz)))
+    with pytest.raises(UserError, match="needs calibration data"):
+        build(BuildOptions(output=tmp_path / "x.onnx", onnx=fp32, precision="int8"))
+
+
+def test_mixed_precision_through_build(ckpt: Path, calib_npz: Path, tmp_path: Path) -> None:
+    opts = BuildOptions(
+        output=tmp_path / "m.onnx",
+        weights=ckpt,
+        precision="int8",
+        calib_data=str(calib_npz),
+        max_accuracy_drop=100.0,
+        eval_data=str(calib_npz),
+        eval_samples=16,
+    )
+    r = build(opts)
+    assert r.int8.mixed is not None and r.int8.mixed.samples == 16 and r.int8.mixed.keep_float == []
+    assert any("mixed precision on 16 eval images" in n for n in r.notes)
+
+
+def test_plugin_rewrite_runs_on_onnxruntime(ckpt: Path, tmp_path: Path) -> None:
+    r = build(BuildOptions(output=tmp_path / "p.onnx", weights=ckpt, residual_fusion="plugin"))
+    assert r.residual_fusion == {"requested": "plugin", "chosen": "plugin"}
+    ops = {n.op_type for n in onnx.load(str(r.output)).graph.node}
+    assert "ResidualAddRelu" in ops
+    native = build(BuildOptions(output=tmp_path / "n.onnx", weights=ckpt))
+    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    np.testing.assert_array_equal(OnnxRuntimeModel(r.output).predict(x), OnnxRuntimeModel(native.output).predict(x))
+
+
+def test_auto_residual_fusion_without_tensorrt_falls_back_to_native(ckpt: Path, tmp_path: Path) -> None:
+    r = build(BuildOptions(output=tmp_path / "a.onnx", weights=ckpt, residual_fusion="auto"))
+    assert r.residual_fusion["chosen"] == "native" and "reason" in r.residual_fusion
+
+
+@pytest.mark.skipif(not _trt_available(), reason="no TensorRT / TensorRT-RTX installed")
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_tensorrt_engine(ckpt: Path, calib_npz: Path, tmp_path: Path, precision: str) -> None:
+    opts = BuildOptions(
+        output=tmp_path / "m.engine",
+        weights=ckpt,
+        precision=precision,
+        backend="tensorrt",
+        max_batch=8,
+        emit_onnx=tmp_path / "m.onnx",
+    )
+    if precision == "int8":
+        opts.calib_data, opts.calib_samples = str(calib_npz), 16
+    r = build(opts)
+    assert r.output.is_file() and r.engine.sidecar_path.is_file() and r.emitted_onnx.is_file()
+    side = json.loads(r.engine.sidecar_path.read_text())
+    assert side["precision"] == precision and side["input"]["max_shape"][0] == 8
+    assert side["extra"]["residual_fusion"] == "native"
+
+
+def test_auto_backend_without_gpu_picks_onnxruntime(ckpt: Path, tmp_path: Path) -> None:
+    from resnet_deploy.backends.tensorrt import tensorrt_status
+
+    if tensorrt_status()["can_run"]:
+        pytest.skip("a TensorRT GPU runtime is usable here: auto picks TensorRT")
+    r = build(BuildOptions(output=tmp_path / "m.onnx", weights=ckpt, backend="auto"))
+    assert r.backend == "onnxruntime" and any(n.startswith("auto: ONNX Runtime") for n in r.notes)
+
+
+def test_default_model_is_the_bundled_checkpoint(tmp_path: Path) -> None:
+    from resnet_deploy.models.weights import bundled_checkpoints
+
+    if "fmnist_resnet20" not in bundled_checkpoints():
+        with pytest.raises(UserError, match="bundled checkpoint fmnist_resnet20 is not installed"):
+            build(BuildOptions(output=tmp_path / "m.onnx"))
+        return
+    r = build(BuildOptions(output=tmp_path / "m.onnx", precision="int8", calib_samples=64))
+    assert r.info is not None and r.info.name == "fmnist_resnet20"
+    assert r.calibration_data == "fashion-mnist:train" and r.int8.samples == 64
