@@ -155,6 +155,33 @@ def main(argv: list[str] | None = None) -> int:
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(out)
+    md = [
+        "# Independent timing check",
+        "",
+        f"Report: {args.report.name}; machine: {machine.get('cpu')} ({machine.get('cores')} cores); "
+        f"load average now {result['loadavg']}. Method: {result['method']}. Pass: within {TOLERANCE:.0%}.",
+        "",
+        "| model | batch | bare ORT median ms | report median ms | report/bare | same-time tool ms "
+        "| same-time bare ms | tool/bare |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    nan = float("nan")
+    for c in checks:
+        st = c.get("same_time") or {}
+        md.append(
+            f"| {c['model']} | {c['batch']} | {c['bare_median_ms']:.2f} | {c['report_median_ms']:.2f} | "
+            f"{c['vs_report_ratio']:.2f} | {st.get('tool_median_ms', nan):.2f} | {st.get('bare_median_ms', nan):.2f} "
+            f"| {st.get('ratio', nan):.2f} |"
+        )
+    md += [
+        "",
+        f"All within {TOLERANCE:.0%} of the report: {result['all_pass_vs_report']}; "
+        f"all within {TOLERANCE:.0%} at the same time: {result['all_pass_same_time']}.",
+    ]
+    md_out = out.with_suffix(".md")
+    tmp = md_out.with_name(f".{md_out.name}.tmp")
+    tmp.write_text("\n".join(md) + "\n")
+    tmp.replace(md_out)
     print(
         f"written {out}: vs report {'PASS' if result['all_pass_vs_report'] else 'FAIL'}, "
         f"same time {'PASS' if result['all_pass_same_time'] else 'FAIL'}"
