@@ -1,10 +1,5 @@
-// Fused residual add + ReLU kernels and their C ABI launchers. See residual_add_relu.h for the contract.
-//
-// The op is memory bound (6 bytes moved per FP16 element), so the design goal is to issue 16-byte loads and
-// stores for the bulk of the tensor: each thread handles one 16-byte vector per grid-stride step. A head
-// (until the pointers reach a 16-byte boundary) and a tail (fewer than one vector) are done element-wise;
-// when a, b and y are misaligned relative to each other no common vector boundary exists and the whole
-// range runs element-wise.
+// Fused residual add + ReLU kernels and their C ABI launchers. See residual_add_relu.h for the contract and
+// residual_add_relu_grid.h for how a launch splits the range (shared with the host test that checks it).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -12,81 +7,38 @@
 #include <cstring>
 
 #include "residual_add_relu.h"
+#include "residual_add_relu_grid.h"
 #include "residual_add_relu_math.h"
 
 namespace {
 
 constexpr int kBlock = 256;
 
-struct OpF32 {
-    __device__ float operator()(float a, float b) const { return rd::add_relu_f32(a, b); }
-};
-
-struct OpF16 {
-    __device__ uint16_t operator()(uint16_t a, uint16_t b) const { return rd::add_relu_f16_bits(a, b); }
-};
-
-struct OpI8 {
-    float sa, sb, sy;
-    __device__ int8_t operator()(int8_t a, int8_t b) const { return rd::add_relu_i8(a, b, sa, sb, sy); }
-};
-
-template <typename T, typename Op>
-__device__ __forceinline__ void elementwise(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y,
-                                            int64_t n, Op op) {
-    constexpr int kVec = 16 / sizeof(T);
-    const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    const uintptr_t off_a = reinterpret_cast<uintptr_t>(a) & 15u;
-    const uintptr_t off_b = reinterpret_cast<uintptr_t>(b) & 15u;
-    const uintptr_t off_y = reinterpret_cast<uintptr_t>(y) & 15u;
-
-    if (off_a != off_b || off_a != off_y || off_a % sizeof(T) != 0) {
-        for (int64_t i = tid; i < n; i += stride) y[i] = op(a[i], b[i]);
-        return;
-    }
-    int64_t head = off_a == 0 ? 0 : static_cast<int64_t>((16u - off_a) / sizeof(T));
-    if (head > n) head = n;
-    for (int64_t i = tid; i < head; i += stride) y[i] = op(a[i], b[i]);
-
-    const int64_t n_vec = (n - head) / kVec;
-    const uint4* va = reinterpret_cast<const uint4*>(a + head);
-    const uint4* vb = reinterpret_cast<const uint4*>(b + head);
-    uint4* vy = reinterpret_cast<uint4*>(y + head);
-    for (int64_t i = tid; i < n_vec; i += stride) {
-        const uint4 ra = va[i];
-        const uint4 rb = vb[i];
-        T ea[kVec], eb[kVec], ey[kVec];
-        memcpy(ea, &ra, 16);  // register-level reinterpretation; compiles to nothing
-        memcpy(eb, &rb, 16);
-#pragma unroll
-        for (int k = 0; k < kVec; ++k) ey[k] = op(ea[k], eb[k]);
-        uint4 ry;
-        memcpy(&ry, ey, 16);
-        vy[i] = ry;
-    }
-
-    for (int64_t i = head + n_vec * kVec + tid; i < n; i += stride) y[i] = op(a[i], b[i]);
+__device__ __forceinline__ int64_t thread_index() {
+    return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
+
+__device__ __forceinline__ int64_t thread_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
 }  // namespace
 
 // Entry points with an AOT-plugin-compatible signature: inputs, int32 scalars, output.
 extern "C" __global__ void __launch_bounds__(kBlock)
     residual_add_relu_f32(const float* __restrict__ a, const float* __restrict__ b, int32_t n, float* __restrict__ y) {
-    elementwise(a, b, y, n, OpF32{});
+    rd::elementwise(a, b, y, n, rd::OpF32{}, thread_index(), thread_count());
 }
 
 extern "C" __global__ void __launch_bounds__(kBlock) residual_add_relu_f16(const uint16_t* __restrict__ a,
                                                                           const uint16_t* __restrict__ b, int32_t n,
                                                                           uint16_t* __restrict__ y) {
-    elementwise(a, b, y, n, OpF16{});
+    rd::elementwise(a, b, y, n, rd::OpF16{}, thread_index(), thread_count());
 }
 
 extern "C" __global__ void __launch_bounds__(kBlock)
     residual_add_relu_i8(const int8_t* __restrict__ a, const int8_t* __restrict__ b, int32_t n, int32_t sa_bits,
                          int32_t sb_bits, int32_t sy_bits, int8_t* __restrict__ y) {
-    elementwise(a, b, y, n, OpI8{__int_as_float(sa_bits), __int_as_float(sb_bits), __int_as_float(sy_bits)});
+    const rd::OpI8 op{__int_as_float(sa_bits), __int_as_float(sb_bits), __int_as_float(sy_bits)};
+    rd::elementwise(a, b, y, n, op, thread_index(), thread_count());
 }
 
 namespace {

@@ -35,19 +35,32 @@ def _cuda_include() -> Path | None:
     return next((c for c in candidates if (c / "cuda_fp16.h").is_file()), None)
 
 
-@pytest.fixture(scope="module")
-def host_ref(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """kernels/host_ref.cpp built with g++ and -ffp-contract=off, as CMakeLists.txt builds it."""
+def _compile(source: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kernels/ host program built with g++ and -ffp-contract=off, as CMakeLists.txt builds it."""
     gxx = shutil.which("g++")
     include = _cuda_include()
     if gxx is None:
         pytest.skip("g++ is not installed")
     if include is None:
         pytest.skip("CUDA headers (cuda_fp16.h) not found")
-    exe = tmp_path_factory.mktemp("host_ref") / "rd_host_ref"
-    cmd = [gxx, "-O2", "-std=c++17", "-ffp-contract=off", f"-I{KERNELS}", f"-I{include}", str(KERNELS / "host_ref.cpp")]
+    exe = tmp_path_factory.mktemp("host_tools") / Path(source).stem
+    cmd = [gxx, "-O2", "-std=c++17", "-ffp-contract=off", f"-I{KERNELS}", f"-I{include}", str(KERNELS / source)]
     subprocess.run([*cmd, "-o", str(exe)], check=True, capture_output=True)
     return exe
+
+
+@pytest.fixture(scope="module")
+def host_ref(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _compile("host_ref.cpp", tmp_path_factory)
+
+
+def test_work_split_over_simulated_grids(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """kernels/host_grid_test.cpp runs every thread of many grids on the CPU: all elements right, nothing written
+    outside y, and the 16-byte vector path taken exactly when a, b, y share their offset modulo 16."""
+    exe = _compile("host_grid_test.cpp", tmp_path_factory)
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("ok ") and int(proc.stdout.split()[1]) > 5000
 
 
 def _run(exe: Path, tmp: Path, mode: str, a: np.ndarray, b: np.ndarray, scales: tuple[float, ...] = ()) -> np.ndarray:

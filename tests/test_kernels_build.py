@@ -60,6 +60,12 @@ def test_ptx_per_arch_has_every_kernel_entry(built: KernelArtifacts) -> None:
         assert "div.rn.f32" in text and "div.approx" not in text and "div.full" not in text and "fma." not in text
 
 
+def test_host_tools_built_by_cmake_run(built: KernelArtifacts) -> None:
+    proc = subprocess.run([str(built.root / "rd_host_grid_test")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok "), proc.stdout
+    assert built.host_ref.is_file()
+
+
 def test_ptx_selection_for_a_gpu(built: KernelArtifacts) -> None:
     assert built.ptx_for(87) == (87, built.ptx[87])
     assert built.ptx_for(120)[0] == max(built.archs)  # newer GPUs JIT the newest PTX
