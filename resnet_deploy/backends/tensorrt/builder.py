@@ -153,14 +153,15 @@ def make_logger(log: _Log) -> trt.ILogger:
     """A ``trt.ILogger`` feeding ``log`` (the class is made here because it subclasses the lazily loaded module)."""
     base: Any = compat.trt.ILogger
 
-    class _Logger(base):  # type: ignore[misc,valid-type]
+    class _Logger(base):  # type: ignore[misc]
         def __init__(self) -> None:
             base.__init__(self)
 
         def log(self, severity: Any, msg: str) -> None:
             log.record(severity, msg)
 
-    return _Logger()  # type: ignore[no-any-return]
+    logger: trt.ILogger = _Logger()
+    return logger
 
 
 @contextlib.contextmanager
@@ -208,8 +209,8 @@ def read_timing_cache(path: Path, running: compat.TrtInfo) -> tuple[bytes | None
 
 def write_timing_cache(path: Path, payload: bytes, running: compat.TrtInfo) -> None:
     """Save a timing cache atomically (a crash mid-write leaves the previous file intact)."""
-    header = {"flavour": running.flavour, "version": running.version, "sha256": sc.sha256_bytes(payload)}
-    header["size"] = len(payload)
+    header: dict[str, Any] = {"flavour": running.flavour, "version": running.version}
+    header.update(sha256=sc.sha256_bytes(payload), size=len(payload))
     atomic_write_bytes(path, TIMING_CACHE_MAGIC + json.dumps(header).encode() + b"\n" + payload)
 
 
@@ -267,10 +268,6 @@ def _model_info(model: onnx.ModelProto, info: ModelInfo | None) -> ModelInfo | N
     return info_from_onnx(model)
 
 
-def _dims(shape: Any) -> list[int]:
-    return [int(d) for d in shape]
-
-
 def _parse_error_message(parser: trt.OnnxParser) -> str:
     parts: list[str] = []
     for i in range(parser.num_errors):
@@ -288,7 +285,7 @@ def _parse_error_message(parser: trt.OnnxParser) -> str:
 
 def _io_tensors(network: trt.INetworkDefinition) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     def desc(t: trt.ITensor) -> dict[str, Any]:
-        return {"name": str(t.name), "dtype": inspect._dtype_name(t.dtype), "shape": _dims(t.shape)}
+        return {"name": str(t.name), "dtype": inspect._dtype_name(t.dtype), "shape": compat.dims_list(t.shape)}
 
     ins = [desc(network.get_input(i)) for i in range(network.num_inputs)]
     outs = [desc(network.get_output(i)) for i in range(network.num_outputs)]
@@ -333,7 +330,7 @@ def build_engine(
     if network.num_outputs < 1:
         raise UserError("TensorRT found no outputs in the ONNX model")
     input_tensor = network.get_input(0)
-    in_shape = _dims(input_tensor.shape)
+    in_shape = compat.dims_list(input_tensor.shape)
     if len(in_shape) != 4 or any(d <= 0 for d in in_shape[1:]):
         raise UserError(f"expected an NCHW input with fixed C, H, W; got shape {in_shape}")
     warns: list[str] = []
@@ -346,7 +343,8 @@ def build_engine(
 
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_tensor.name, [min_b, *chw], [opt_b, *chw], [max_b, *chw])
+    dims = trt_mod.Dims
+    profile.set_shape(input_tensor.name, dims([min_b, *chw]), dims([opt_b, *chw]), dims([max_b, *chw]))
     config.add_optimization_profile(profile)
     config.builder_optimization_level = options.opt_level
     if options.workspace_mb is not None:
@@ -389,7 +387,11 @@ def build_engine(
     network_layers = inspect.layers_from_network(network)
     inputs, outputs = _io_tensors(network)
     read_back = profile.get_shape(input_tensor.name)
-    profile_shapes = {"min": _dims(read_back[0]), "opt": _dims(read_back[1]), "max": _dims(read_back[2])}
+    profile_shapes = {
+        "min": compat.dims_list(read_back[0]),
+        "opt": compat.dims_list(read_back[1]),
+        "max": compat.dims_list(read_back[2]),
+    }
 
     started = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)

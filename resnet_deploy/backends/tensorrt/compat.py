@@ -21,6 +21,28 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
 
+__all__ = [
+    "FLAVOURS",
+    "GpuInfo",
+    "TrtInfo",
+    "available",
+    "cuda_api",
+    "dims_list",
+    "numpy_dtype",
+    "gpu",
+    "gpu_runtime_status",
+    "gpu_runtime_usable",
+    "has_member",
+    "hardware_compat_levels",
+    "info",
+    "member",
+    "module",
+    "strongly_typed_flags",
+    "supported_compute_capabilities",
+    "supports_version_compatible",
+    "trt",
+]
+
 # Tried in order. A bare ``tensorrt`` directory holding only ``__init__.pyi`` (what ``tensorrt-stubs`` installs)
 # imports as an empty namespace package, so a candidate counts only when it has a ``Builder``.
 _CANDIDATES: tuple[tuple[str, str], ...] = (
@@ -148,6 +170,32 @@ def strongly_typed_flags() -> int:
         # A TensorRT without the flag is strongly typed by construction (11.x may drop it); nothing to set.
         return 0
     return 1 << int(flag)
+
+
+def dims_list(dims: Any) -> list[int]:
+    """A ``trt.Dims`` as a list of ints (by index: the stubs' ``Dims`` declares no ``__iter__``)."""
+    return [int(dims[i]) for i in range(len(dims))]
+
+
+_NP_DTYPES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+}
+
+
+def numpy_dtype(trt_dtype: Any) -> Any:
+    """The numpy dtype of a ``trt.DataType``, by member name (``trt.nptype`` is untyped and rejects BF16/FP8)."""
+    import numpy as np
+
+    name = str(getattr(trt_dtype, "name", trt_dtype)).rsplit(".", 1)[-1]
+    if name not in _NP_DTYPES:
+        raise UserError(f"TensorRT tensor type {name} has no numpy equivalent")
+    return np.dtype(_NP_DTYPES[name])
 
 
 def hardware_compat_levels() -> list[str]:

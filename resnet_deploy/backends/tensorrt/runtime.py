@@ -269,11 +269,11 @@ class TensorRTModel(InferenceModel):
         if inputs[0] != meta["input"]["name"]:
             raise UserError(f"{path}: engine input {inputs[0]!r} differs from the sidecar's {meta['input']['name']!r}")
         in_name, out_name = inputs[0], outputs[0]
-        mn, _, mx = (tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(in_name, 0))
+        mn, _, mx = (tuple(compat.dims_list(s)) for s in self.engine.get_tensor_profile_shape(in_name, 0))
         self.min_batch = mn[0]
-        self._in_dtype = np.dtype(trt_mod.nptype(self.engine.get_tensor_dtype(in_name)))
-        self._out_dtype = np.dtype(trt_mod.nptype(self.engine.get_tensor_dtype(out_name)))
-        self._out_tail = tuple(int(d) for d in self.engine.get_tensor_shape(out_name))[1:]
+        self._in_dtype = np.dtype(compat.numpy_dtype(self.engine.get_tensor_dtype(in_name)))
+        self._out_dtype = np.dtype(compat.numpy_dtype(self.engine.get_tensor_dtype(out_name)))
+        self._out_tail = tuple(compat.dims_list(self.engine.get_tensor_shape(out_name)))[1:]
         super().__init__(
             input_name=in_name,
             input_shape=(None, *mx[1:]),
@@ -293,8 +293,8 @@ class TensorRTModel(InferenceModel):
         self._in_ptr = self._cuda.malloc(int(np.prod(mx)) * self._in_dtype.itemsize)
         self._out_ptrs: dict[str, int] = {}
         for name in outputs:
-            tail = tuple(int(d) for d in self.engine.get_tensor_shape(name))[1:]
-            itemsize = np.dtype(trt_mod.nptype(self.engine.get_tensor_dtype(name))).itemsize
+            tail = tuple(compat.dims_list(self.engine.get_tensor_shape(name)))[1:]
+            itemsize = np.dtype(compat.numpy_dtype(self.engine.get_tensor_dtype(name))).itemsize
             self._out_ptrs[name] = self._cuda.malloc(mx[0] * int(np.prod(tail)) * itemsize)
         self._use_graphs = cuda_graphs and self._cuda.graphs
         self._graphs: dict[int, int] = {}
