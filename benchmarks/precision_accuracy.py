@@ -1,0 +1,202 @@
+"""FP32 vs FP16 vs INT8 (each calibration method) vs ONNX Runtime's own ``quantize_static``, top-1 on all 10,000
+Fashion-MNIST test images through ONNX Runtime CPU.
+
+    python benchmarks/precision_accuracy.py                       # the bundled checkpoints
+    python benchmarks/precision_accuracy.py --weights a.safetensors --weights b.safetensors
+
+Every INT8 variant uses the same calibration images: the first ``--calib-samples`` (512) of the training split.
+Our INT8 graphs use TensorRT's Q/DQ placement (what ``resnet-deploy build --precision int8`` writes). ORT's
+``quantize_static`` runs with QuantFormat.QDQ, per_channel=True, int8 activations and weights, both symmetric
+(ActivationSymmetric/WeightSymmetric), MinMax and Percentile calibration, default op selection (it quantizes biases
+to int32, which TensorRT's parser rejects; it is here for accuracy only).
+
+Writes benchmarks/results/precision_accuracy.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+from resnet_deploy.benchmark.machine import machine_info
+from resnet_deploy.data import load_fashion_mnist
+from resnet_deploy.export import export_onnx
+from resnet_deploy.models.weights import bundled_checkpoints, load_model
+from resnet_deploy.passes.fp16 import to_fp16
+from resnet_deploy.precision.calibration import DEFAULT_METHOD, batches_of, calibrate
+from resnet_deploy.precision.histogram import compute_amax
+from resnet_deploy.precision.qdq import insert_qdq, name_nodes, plan_qdq
+
+ROOT = Path(__file__).resolve().parent
+METHODS: list[tuple[str, str, float]] = [
+    ("minmax", "minmax", 0.0),
+    ("percentile 99.9", "percentile", 99.9),
+    ("percentile 99.99", "percentile", 99.99),
+    ("percentile 99.999", "percentile", 99.999),
+    ("entropy", "entropy", 0.0),
+    ("mse", "mse", 0.0),
+]
+
+
+def predict(model: onnx.ModelProto, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    m = OnnxRuntimeModel(model)
+    out = [m.predict(np.ascontiguousarray(x[i : i + batch], dtype=m.input_dtype)) for i in range(0, len(x), batch)]
+    return np.concatenate(out).astype(np.float32).argmax(1)
+
+
+def ort_quantize_static(fp32: onnx.ModelProto, calib: np.ndarray, method: str) -> onnx.ModelProto:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches_of(calib, 32))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            b = next(self.it, None)
+            return None if b is None else {"input": b}
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
+        onnx.save(fp32, str(src))
+        quantize_static(
+            str(src),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Percentile,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": 99.99},
+        )
+        return onnx.load(str(dst))
+
+
+def run_checkpoint(weights: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    net, info = load_model(None, weights)
+    fp32, _ = export_onnx(net, info)
+    rows: list[dict[str, Any]] = []
+    ref = predict(fp32, x)
+
+    def add(name: str, kind: str, pred: np.ndarray, seconds: float, **extra: Any) -> None:
+        top1 = 100.0 * float((pred == y).mean())
+        rows.append(
+            {
+                "variant": name,
+                "kind": kind,
+                "top1": round(top1, 2),
+                "delta_vs_fp32": round(top1 - 100.0 * float((ref == y).mean()), 2),
+                "agreement_with_fp32": round(100.0 * float((pred == ref).mean()), 2),
+                "build_seconds": round(seconds, 2),
+                **extra,
+            }
+        )
+        print(f"  {name:<34} top-1 {top1:6.2f}  ({rows[-1]['delta_vs_fp32']:+.2f})", flush=True)
+
+    print(f"{weights}: {info.arch}", flush=True)
+    add("FP32", "fp32", ref, 0.0)
+    t = time.perf_counter()
+    fp16, _ = to_fp16(fp32)
+    add("FP16 (fp32 io)", "fp16", predict(fp16, x), time.perf_counter() - t)
+
+    named = name_nodes(fp32)
+    plan = plan_qdq(named)
+    t = time.perf_counter()
+    stats = calibrate(named, plan.tensors, batches_of(calib, 32))
+    calib_seconds = time.perf_counter() - t
+    for name, method, pct in METHODS:
+        t = time.perf_counter()
+        amax = {k: compute_amax(s, method, pct or 99.99) for k, s in stats.stats.items()}
+        q, _ = insert_qdq(named, plan, amax)
+        add(
+            f"INT8 ours, {name}",
+            "int8_ours",
+            predict(q, x),
+            calib_seconds + time.perf_counter() - t,
+            method=method,
+            default=(method == DEFAULT_METHOD and (method != "percentile" or pct == 99.99)),
+        )
+    for method in ("minmax", "percentile"):
+        t = time.perf_counter()
+        q = ort_quantize_static(fp32, calib, method)
+        label = "MinMax" if method == "minmax" else "Percentile 99.99"
+        add(f"INT8 ORT quantize_static, {label}", "int8_ort", predict(q, x), time.perf_counter() - t)
+    return {"weights": weights, "arch": info.arch, "name": info.name, "rows": rows}
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        "# Precision accuracy: Fashion-MNIST test set (10,000 images), ONNX Runtime CPU",
+        "",
+        f"Machine: {m.get('cpu')} ({m.get('cores')} cores), ONNX Runtime {m.get('onnxruntime')}. "
+        f"Calibration: first {report['calib_samples']} images of fashion-mnist:train, the same for every INT8 row. "
+        f"Default method: `{report['default_method']}`.",
+        "",
+    ]
+    for ck in report["checkpoints"]:
+        lines += [
+            f"## {ck['name'] or ck['weights']} ({ck['arch']})",
+            "",
+            "| variant | top-1 % | vs FP32 (pts) | agrees with FP32 % |",
+            "|---|---:|---:|---:|",
+        ]
+        for r in ck["rows"]:
+            mark = " (default)" if r.get("default") else ""
+            cells = [f"{r['variant']}{mark}", f"{r['top1']:.2f}", f"{r['delta_vs_fp32']:+.2f}"]
+            lines.append("| " + " | ".join([*cells, f"{r['agreement_with_fp32']:.2f}"]) + " |")
+        lines.append("")
+    lines += [report["notes"], ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", action="append", help="checkpoint(s); default: every bundled fmnist_* checkpoint")
+    ap.add_argument("--calib-samples", type=int, default=512)
+    ap.add_argument("--test-samples", type=int, default=10_000)
+    ap.add_argument("--out", default=str(ROOT / "results" / "precision_accuracy"))
+    args = ap.parse_args()
+    weights = args.weights or [n for n in bundled_checkpoints() if n.startswith("fmnist_")]
+    if not weights:
+        raise SystemExit(
+            "no bundled fmnist_* checkpoints: train them (benchmarks/train_reference.py) or pass --weights"
+        )
+    xt, _ = load_fashion_mnist("train")
+    calib = xt[: args.calib_samples]
+    x, y = load_fashion_mnist("test")
+    x, y = x[: args.test_samples], y[: args.test_samples]
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "calib_samples": len(calib),
+        "test_samples": len(x),
+        "default_method": DEFAULT_METHOD,
+        "checkpoints": [run_checkpoint(w, calib, x, y) for w in weights],
+        "notes": (
+            "INT8 ours: symmetric int8, per-channel weights, TensorRT's ResNet Q/DQ placement (Conv/Gemm inputs, "
+            "residual identity inputs, nothing on biases or Conv outputs); ranges from one calibration pass, amax by "
+            "each method. ORT quantize_static: QDQ, per_channel, int8 activations+weights, symmetric, same images."
+        ),
+    }
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(to_markdown(report))
+    print(f"wrote {out.with_suffix('.json')} and .md")
+
+
+if __name__ == "__main__":
+    main()
