@@ -340,6 +340,10 @@ def test_batch_above_engine_max_and_fixed_batch_are_refused(resnet20: tuple, tmp
     model.max_batch = 4  # what a TensorRT engine's profile sets; the ONNX model itself has none
     with pytest.raises(UserError, match="above the maximum batch 4"):
         check_batches([Target("engine-like", model)], [1, 8])
+    model.min_batch = 2  # type: ignore[attr-defined]
+    with pytest.raises(UserError, match="below the minimum batch 2"):
+        check_batches([Target("engine-like", model)], [1, 4])
+    check_batches([Target("engine-like", model)], [2, 4])
     fixed_path = tmp_path / "fixed.onnx"
     onnx.save(_tiny_graph(batch=1), fixed_path)
     fixed = OnnxRuntimeModel(fixed_path)

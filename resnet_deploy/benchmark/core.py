@@ -206,6 +206,9 @@ def check_batches(targets: list[Target], batches: list[int]) -> None:
         for b in batches:
             if t.model.max_batch is not None and b > t.model.max_batch:
                 raise UserError(f"batch {b} is above the maximum batch {t.model.max_batch} of {t.label}")
+            low = getattr(t.model, "min_batch", None)  # a TensorRT profile's minimum
+            if isinstance(low, int) and b < low:
+                raise UserError(f"batch {b} is below the minimum batch {low} of {t.label}")
             if fixed is not None and b != fixed:
                 raise UserError(f"{t.label} has a fixed batch of {fixed}; batch {b} cannot run on it")
         if any(d is None for d in t.model.input_shape[1:]):

@@ -51,6 +51,7 @@ class _EventTimed:
         self.events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
         self.cuda_graphs = False
         self.notes: list[str] = []
+        self.host_out: Any = None
 
     def _buffers(self, x: np.ndarray) -> None:
         torch = self.torch

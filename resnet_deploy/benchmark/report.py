@@ -178,7 +178,7 @@ def plot(
         if g not in groups:
             groups.append(g)
     acc = [a for a in (data.get("accuracy") or []) if "accuracy" in kinds]
-    cols = [k for k in ("latency", "throughput") if k in kinds]
+    cols: list[str] = [k for k in ("latency", "throughput") if k in kinds]
     if acc:
         cols.append("accuracy")
     if not cols:

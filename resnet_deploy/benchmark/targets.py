@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from ..backends.base import InferenceModel
 from ..errors import UserError
 from ..models.weights import ModelInfo, bundled_checkpoints
 from .accuracy import target_info
-from .core import Target
+from .core import Runner, Target
 from .macs import count_macs_onnx, count_macs_torch
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
@@ -192,6 +193,10 @@ def gpu_baselines(
     from . import gpu
 
     out = []
+
+    def factory(m: Any, h: bool) -> Callable[[], Runner]:
+        return lambda: gpu.TorchCudaRunner(m, np.dtype(np.float32), h, h, cuda_graphs)
+
     for half in (False, True):
         m = copy.deepcopy(module)
         model = TorchModel(m, info, device="cuda", half=half)
@@ -206,7 +211,7 @@ def gpu_baselines(
                 group=group,
                 macs_per_image=macs,
                 device="cuda",
-                make_runner=lambda m=model.module, h=half: gpu.TorchCudaRunner(m, np.float32, h, h, cuda_graphs),
+                make_runner=factory(model.module, half),
             )
         )
     return out
