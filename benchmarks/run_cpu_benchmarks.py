@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--data-limit", type=int, default=None, help="accuracy on the first N test images only")
     ap.add_argument("--reuse", action="store_true", help="reuse models already built in --work")
+    ap.add_argument("--build-only", action="store_true", help="build the models into --work, measure nothing")
     ap.add_argument(
         "--no-ort-reference", action="store_true", help="skip ONNX Runtime's quantize_static graphs (a yardstick)"
     )
@@ -253,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     say(f"{len(targets)} targets ready after {time.time() - t0:.0f} s")
+    if args.build_only:
+        return 0
     has_data = any(t.evaluate for t in targets)
     cfg = BenchConfig(
         batches=batches,

@@ -183,6 +183,8 @@ def plot(
         cols.append("accuracy")
     if not cols:
         raise UserError(f"nothing to plot for kinds {kinds}")
+    if cols == ["accuracy"]:  # accuracy alone: only the groups that have it
+        groups = [g for g in groups if any((a.get("group") or a["model"]) == g for a in acc)]
     fig, axes = plt.subplots(len(groups), len(cols), figsize=(5.2 * len(cols), 3.6 * len(groups)), squeeze=False)
     markers = "osD^v<>p*h"
     for gi, g in enumerate(groups):
