@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = ORT's default: all cores)")
     ap.add_argument("--out", default=str(ROOT / "results" / "precision_speed.json"))
+    ap.add_argument("--note", default="", help="free text stored in the JSON (e.g. how loaded the machine was)")
     args = ap.parse_args()
 
     fp32 = resnet50_fp32()
@@ -152,6 +153,8 @@ def main() -> None:
         "results": results,
         "our_qdq_report": report.to_dict(),
     }
+    if args.note:
+        doc["note"] = args.note
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -109,6 +109,11 @@ def quantize_int8(
     if cache_path is not None and cache_path.exists():
         cache = load_cache(cache_path)
         check_cache(cache, fingerprint, cache_path, options.method, options.percentile)
+        if calib_x is not None and cache.data.get("sha256") not in (None, data_sha256(np.asarray(calib_x))):
+            raise UserError(
+                f"calibration cache {cache_path} was made from other calibration data than the data given now; "
+                "drop --calib-data to reuse it, or point --calib-cache at a new file"
+            )
         amax = {t: cache.amax[t] for t in plan.tensors}
         method, params, source = cache.method, dict(cache.params), "cache"
         samples = int(cache.data.get("samples", 0) or 0)

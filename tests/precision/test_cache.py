@@ -109,3 +109,11 @@ def test_zero_samples_and_wrong_shape(resnet20_fp32: onnx.ModelProto) -> None:
         quantize_int8(resnet20_fp32, np.zeros((0, 1, 28, 28), np.float32))
     with pytest.raises(UserError, match=r"shape \(3, 32, 32\).*takes \(1, 28, 28\)"):
         quantize_int8(resnet20_fp32, np.zeros((4, 3, 32, 32), np.float32))
+
+
+def test_cache_from_other_data_is_rejected_when_data_is_given(
+    resnet20_fp32: onnx.ModelProto, calib: np.ndarray, cached: Path
+) -> None:
+    quantize_int8(resnet20_fp32, calib, Int8Options(cache_path=cached))  # same data: fine
+    with pytest.raises(UserError, match="other calibration data"):
+        quantize_int8(resnet20_fp32, calib[:10], Int8Options(cache_path=cached))
