@@ -59,12 +59,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def measure(name: str, batch_size: int) -> dict[str, Any]:
+def measure(name: str, batch_size: int, limit: int | None = None, threads: int = 1) -> dict[str, Any]:
     module, info = load_model(weights=name)
     proto, _ = export_onnx(module, info)
     dataset = open_dataset(DATA, info)
-    with OnnxRuntimeModel(proto) as model:
-        report = evaluate(model, dataset, reference=TorchModel(module, info), batch_size=batch_size)
+    with OnnxRuntimeModel(proto, threads=threads) as model:
+        report = evaluate(model, dataset, reference=TorchModel(module, info), batch_size=batch_size, limit=limit)
     d = report.to_dict()
     print(f"{name}: top-1 {report.top1:.2f} %  top-5 {report.top5:.2f} %  agreement with PyTorch {report.agreement} %")
     return {
@@ -89,18 +89,24 @@ def main() -> int:
     ap.add_argument("names", nargs="*", help="bundled checkpoint names (default: all)")
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="ONNX Runtime and PyTorch threads (1: no spinning on a shared machine)"
+    )
+    ap.add_argument("--limit", type=int, help="first N test images only (smoke runs; the committed file uses all)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     names = args.names or sorted(bundled_checkpoints())
     if not names:
         print("no bundled checkpoints found", file=sys.stderr)
         return 1
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    results = [measure(name, args.batch_size) for name in names]
+    results = [measure(name, args.batch_size, args.limit, args.threads) for name in names]
     record = {
         "what": "top-1 of the bundled checkpoints exported to ONNX (onnxsim + BN folding), ONNX Runtime CPU, FP32",
-        "command": "python benchmarks/eval_reference.py " + " ".join(args.names),
+        "command": " ".join(["python", "benchmarks/eval_reference.py", *sys.argv[1:]]),
         "date": started,
         "machine": machine(),
+        "threads": args.threads,
         "results": results,
     }
     atomic_write_text(args.output, json.dumps(record, indent=2) + "\n")
