@@ -151,17 +151,13 @@ def fuse_residual_add_relu(model: onnx.ModelProto, aot: bool | None = None) -> t
             report.notes.append(f"left {name}: {why}")
             report.count("skipped")
             continue
-        attrs: dict[str, object] = {"plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION}
+        node = helper.make_node(PLUGIN_NAME, [a, b], [relu.output[0]], name=f"{name}_{PLUGIN_NAME}")
+        node.domain = PLUGIN_NAMESPACE
+        node.attribute.append(helper.make_attribute("plugin_namespace", PLUGIN_NAMESPACE))
+        node.attribute.append(helper.make_attribute("plugin_version", PLUGIN_VERSION))
         if aot is not None:
-            attrs["aot"] = int(aot)
-        fused[i] = helper.make_node(
-            PLUGIN_NAME,
-            [a, b],
-            [relu.output[0]],
-            name=f"{name}_{PLUGIN_NAME}",
-            domain=PLUGIN_NAMESPACE,
-            **attrs,
-        )
+            node.attribute.append(helper.make_attribute("aot", int(aot)))
+        fused[i] = node
         dropped.add(position[relu.output[0]])
         removed_outputs.add(out)
         report.count("fused")

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.tensorrt.compat import dims_list, numpy_dtype
 from ..errors import UserError
 from ..kernels import BLOCK_SIZE, KERNEL_NAMES, VECTOR_ELEMS, KernelArtifacts, find_kernels
 from . import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
@@ -205,7 +206,8 @@ def register_python_plugin(artifacts: KernelArtifacts | None = None) -> None:
             fields = []
             if self.scales is not None:
                 for name, value in zip(("scale_a", "scale_b", "scale_y"), self.scales, strict=True):
-                    fields.append(trt.PluginField(name, np.array([value], np.float32), trt.PluginFieldType.FLOAT32))
+                    data = np.array([value], np.float32)
+                    fields.append(trt.PluginField(name, data, trt.PluginFieldType.FLOAT32))  # type: ignore[call-overload]
             return trt.PluginFieldCollection(fields)
 
         def supports_format_combination(self, pos: int, in_out: list[Any], num_inputs: int) -> bool:
@@ -223,9 +225,9 @@ def register_python_plugin(artifacts: KernelArtifacts | None = None) -> None:
             pass
 
         def on_shape_change(self, inp: list[Any], out: list[Any]) -> None:
-            a, b = inp[0].dims, inp[1].dims
-            if tuple(a) != tuple(b):
-                raise RuntimeError(f"{PLUGIN_NAME}: input shapes differ ({tuple(a)} vs {tuple(b)}), no broadcasting")
+            a, b = dims_list(inp[0].dims), dims_list(inp[1].dims)
+            if a != b:
+                raise RuntimeError(f"{PLUGIN_NAME}: input shapes differ ({a} vs {b}), no broadcasting")
 
         def enqueue(
             self,
@@ -236,7 +238,7 @@ def register_python_plugin(artifacts: KernelArtifacts | None = None) -> None:
             workspace: int,
             stream: int,
         ) -> None:
-            n = int(np.prod(tuple(input_desc[0].dims), dtype=np.int64))
+            n = int(np.prod(dims_list(input_desc[0].dims), dtype=np.int64))
             dtype = dtypes[input_desc[0].type]
             kernels.launch(dtype, inputs[0], inputs[1], outputs[0], n, stream, self.scales)
 
@@ -260,12 +262,12 @@ def register_python_plugin(artifacts: KernelArtifacts | None = None) -> None:
             self.name = PLUGIN_NAME
             self.plugin_namespace = PLUGIN_NAMESPACE
             self.plugin_version = PLUGIN_VERSION
-            self.field_names = trt.PluginFieldCollection(
-                [
-                    trt.PluginField(k, np.array([], np.float32), trt.PluginFieldType.FLOAT32)
-                    for k in ("scale_a", "scale_b", "scale_y")
-                ]
-            )
+            # The stubs type names as FallbackString and field_names as PluginFieldCollection_; pybind11 converts
+            # str and PluginFieldCollection, as in NVIDIA's python_plugin samples.
+            empty = np.array([], np.float32)
+            names = ("scale_a", "scale_b", "scale_y")
+            fields = [trt.PluginField(k, empty, trt.PluginFieldType.FLOAT32) for k in names]  # type: ignore[call-overload]
+            self.field_names = trt.PluginFieldCollection(fields)  # type: ignore[assignment]
 
         def create_plugin(self, name: str, fc: Any, phase: Any) -> ResidualAddReluPlugin:
             wanted = ("scale_a", "scale_b", "scale_y")
@@ -299,17 +301,18 @@ def register_aot_plugin(artifacts: KernelArtifacts | None = None, compute_capabi
     _, ptx_path = arts.ptx_for(compute_capability or current_compute_capability())
     ptx = ptx_path.read_bytes()
 
-    @trtp.register(PLUGIN_ID)
+    # tensorrt.plugin has no type stubs: its decorators are untyped.
+    @trtp.register(PLUGIN_ID)  # type: ignore[untyped-decorator]
     def residual_add_relu_desc(a: trtp.TensorDesc, b: trtp.TensorDesc) -> trtp.TensorDesc:
         return a.like()
 
-    @trtp.autotune(PLUGIN_ID)
+    @trtp.autotune(PLUGIN_ID)  # type: ignore[untyped-decorator]
     def residual_add_relu_autotune(
         a: trtp.TensorDesc, b: trtp.TensorDesc, outputs: tuple[trtp.TensorDesc]
     ) -> list[trtp.AutoTuneCombination]:
         return [trtp.AutoTuneCombination("FP32|FP16, FP32|FP16, FP32|FP16", "LINEAR")]
 
-    @trtp.aot_impl(PLUGIN_ID)
+    @trtp.aot_impl(PLUGIN_ID)  # type: ignore[untyped-decorator]
     def residual_add_relu_aot(
         a: trtp.TensorDesc, b: trtp.TensorDesc, outputs: tuple[trtp.TensorDesc], tactic: int
     ) -> tuple[str | bytes, str | bytes, trtp.KernelLaunchParams, trtp.SymExprs]:
@@ -371,13 +374,13 @@ def time_engines(
         shapes = {}
         for name in names:
             if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                opt = tuple(engine.get_tensor_profile_shape(name, 0)[1])
+                opt = tuple(dims_list(engine.get_tensor_profile_shape(name, 0)[1]))
                 context.set_input_shape(name, opt)
                 shapes[name] = opt
         buffers = []
         for name in names:
-            itemsize = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).itemsize
-            size = int(np.prod(tuple(context.get_tensor_shape(name)), dtype=np.int64)) * itemsize
+            itemsize = numpy_dtype(engine.get_tensor_dtype(name)).itemsize
+            size = int(np.prod(dims_list(context.get_tensor_shape(name)), dtype=np.int64)) * itemsize
             ptr = _check(drv.cuMemAlloc(max(size, 1)))
             buffers.append(ptr)
             context.set_tensor_address(name, int(ptr))
