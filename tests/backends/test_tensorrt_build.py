@@ -165,6 +165,8 @@ def test_resnet18_fp32_engine(tmp_path: Path, resnet18_64: onnx.ModelProto) -> N
     assert sum(layer["type"] == "CONVOLUTION" for layer in meta["layers"]["items"]) == 20  # 17 + 3 downsample
     assert meta["model"]["arch"] == "resnet18" and meta["model"]["num_classes"] == 10
     assert meta["build_options"]["opt_level"] == 3 and meta["build_options"]["max_batch"] == 16
+    info = sc.model_info(meta)
+    assert info is not None and (info.arch, info.num_classes, info.input_size) == ("resnet18", 10, 64)
     assert leftovers(tmp_path) == []
 
 
@@ -215,6 +217,7 @@ def test_bundled_checkpoint_engines(tmp_path: Path, name: str, precision: str) -
     assert pre["mean"] == info.mean and pre["std"] == info.std
     assert pre["normalization"] == ("in_graph" if info.mean is not None else "caller")
     assert meta["model"]["name"] == info.name and meta["model"]["labels"] == info.labels
+    assert sc.model_info(meta) == info
 
 
 def test_int8_qdq_graph_parses_and_builds(tmp_path: Path) -> None:

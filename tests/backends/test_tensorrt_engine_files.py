@@ -84,6 +84,7 @@ def test_a_fresh_engine_verifies(built: tuple[Path, bytes, bytes], tmp_path: Pat
     path = copy_engine(built, tmp_path)
     data, meta, warnings = sc.verify_engine_file(path, compat.info(), compat.gpu())
     assert data == built[1] and meta["engine"]["file"] == "tiny.engine" and warnings == []
+    assert sc.model_info(meta) is None  # a foreign graph carries no ModelInfo
 
 
 @needs_trt

@@ -26,6 +26,8 @@ ignore_missing_imports = True
 follow_imports = silent
 [mypy-tensorrt,tensorrt.*,tensorrt_bindings,tensorrt_bindings.*]
 ignore_errors = True
+[mypy-torch,torch.*,onnx,onnx.*,onnxruntime,onnxruntime.*]
+follow_imports = skip
 """
 
 
@@ -61,7 +63,8 @@ def test_mypy_strict_against_tensorrt_stubs(tmp_path: Path, request: pytest.Fixt
     stubs = patched_stubs(tmp_path)
     probe = tmp_path / "probe.py"
     probe.write_text("from resnet_deploy.backends.tensorrt.compat import trt\nx = trt.BuilderFlag.FP17\n")
-    cache = request.config.cache.mkdir("mypy") if request.config.cache else tmp_path / "cache"
+    pytest_cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cache = pytest_cache.mkdir("mypy") if pytest_cache is not None else tmp_path / "cache"
     cmd = [sys.executable, "-m", "mypy", "--config-file", str(stubs / "mypy.ini"), "--cache-dir", str(cache)]
     targets = ["resnet_deploy/backends/tensorrt", "resnet_deploy/runtime.py", str(probe)]
     env = {"MYPYPATH": str(stubs), "PATH": "/usr/bin:/bin"}

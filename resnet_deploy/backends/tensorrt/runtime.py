@@ -280,7 +280,7 @@ class TensorRTModel(InferenceModel):
             input_dtype=self._in_dtype,
             output_name=out_name,
             max_batch=mx[0],
-            info=None,
+            info=sc.model_info(meta),
             path=path,
         )
         self.precision = str(meta["precision"])
