@@ -498,22 +498,28 @@ def topk(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def predict(
     model: InferenceModel,
+    inputs: np.ndarray | str | Path | None = None,
     *,
-    npy: str | Path | None = None,
     images: Sequence[str | Path] = (),
     top_k: int = 5,
 ) -> Predictions:
-    """Run a loaded model on a ``.npy`` batch or on image files."""
-    if (npy is None) == (not images):
+    """Run a loaded model on an array (N, C, H, W) or (C, H, W), a ``.npy`` file, or image files (one of them)."""
+    if (inputs is None) == (not images):
         raise UserError("give either an .npy input or image files (one of them)")
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
-    if npy is not None:
-        batch = load_npy(npy, model.input_dtype)
-        sources = [f"{Path(npy).name}[{i}]" for i in range(batch.shape[0])]
-    else:
+    if images:
         batch = load_images(images, model)
         sources = [str(p) for p in images]
+    else:
+        name = "input"
+        if not isinstance(inputs, np.ndarray):
+            assert inputs is not None
+            name, inputs = Path(inputs).name, load_npy(inputs)
+        batch = inputs[None] if inputs.ndim == 3 else inputs
+        if batch.dtype.kind == "f" and model.input_dtype.kind == "f":
+            batch = batch.astype(model.input_dtype, copy=False)
+        sources = [f"{name}[{i}]" for i in range(batch.shape[0])]
     logits = np.asarray(model.predict(batch), dtype=np.float32)
     if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
         raise UserError(f"the model's output has shape {logits.shape}; expected (N, classes)")
@@ -533,12 +539,15 @@ def predict(
     )
 
 
-def load_runtime_model(spec: str | Path, arch: str | None = None) -> InferenceModel:
+def load_runtime_model(spec: str | Path, arch: str | None = None, input_size: int | None = None) -> InferenceModel:
     """An .onnx file or TensorRT engine (via :func:`resnet_deploy.runtime.load`), or a PyTorch checkpoint (file
-    or bundled name) in the eager backend; ``arch`` is needed only for checkpoints that do not name it."""
+    or bundled name) in the eager backend; ``arch`` is needed only for checkpoints that do not name it, and
+    ``input_size`` overrides a checkpoint's input size (ONNX graphs and engines have theirs fixed)."""
     if Path(spec).suffix.lower() in (".onnx", *ENGINE_SUFFIXES):
         if arch is not None:
             raise UserError(f"--arch applies to PyTorch checkpoints, not to {spec}")
+        if input_size is not None:
+            raise UserError(f"--input-size applies to PyTorch checkpoints, not to {spec} (its input size is fixed)")
         from .runtime import load
 
         return load(spec)
@@ -552,7 +561,7 @@ def load_runtime_model(spec: str | Path, arch: str | None = None) -> InferenceMo
                 f"or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
             )
         raise UserError(f"model {spec} not found (not a file, nor a bundled checkpoint name)")
-    module, info = load_model(arch, spec)
+    module, info = load_model(arch, spec, input_size=input_size)
     return TorchModel(module, info)
 
 
@@ -563,14 +572,23 @@ def infer(
     images: Sequence[str | Path] = (),
     top_k: int = 5,
     arch: str | None = None,
+    input_size: int | None = None,
     save_logits: str | Path | None = None,
 ) -> Predictions:
     """Load ``model``, run it on the inputs, optionally save the logits (atomically) to ``save_logits``."""
+    # Everything checkable without the model is checked first: loading an engine or a big graph takes seconds.
+    if (npy is None) == (not images):
+        raise UserError("give either an .npy input or image files (one of them)")
+    if top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {top_k}")
     if save_logits is not None:
-        check_writable(save_logits)  # before loading anything
-    m = load_runtime_model(model, arch)
+        check_writable(save_logits)
+    array = load_npy(npy) if npy is not None else None
+    m = load_runtime_model(model, arch, input_size)
     try:
-        preds = predict(m, npy=npy, images=images, top_k=top_k)
+        preds = predict(m, array, images=images, top_k=top_k)
+        if npy is not None:
+            preds.sources = [f"{Path(npy).name}[{i}]" for i in range(len(preds.sources))]
     finally:
         m.close()
     if save_logits is not None:

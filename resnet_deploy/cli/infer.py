@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     p.add_argument("--input", metavar="X.npy", help="a preprocessed float array instead of images")
     p.add_argument("--arch", help="architecture of a checkpoint that does not name it (e.g. torchvision .pth)")
+    p.add_argument(
+        "--input-size", type=int, metavar="S", help="checkpoints: input height = width (default: the checkpoint's)"
+    )
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per input (5)")
     p.add_argument("--save-logits", metavar="OUT.npy", help="write the (N, classes) float32 logits here")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         images=args.images,
         top_k=args.top_k,
         arch=args.arch,
+        input_size=args.input_size,
         save_logits=args.save_logits,
     )
     if args.json:

@@ -1,0 +1,78 @@
+"""Shared fixtures: small exported ResNets with non-trivial BatchNorm statistics (exported once per session).
+
+Test modules get the helpers below as fixtures, not by ``from conftest import ...``: with several rootless
+conftest.py files (tests/precision/ has one), the module named ``conftest`` is whichever pytest imported last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from resnet_deploy.models.weights import ModelInfo
+
+
+def _randomize_bn(net: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm realistic statistics (not the 0/1 of a fresh network) so folding has work to do."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
+                m.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.4)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.num_batches_tracked.fill_(1000)
+    return net
+
+
+def _torchvision_weights(arch: str, path: Path, num_classes: int = 1000, seed: int = 0) -> Path:
+    """A torchvision-format ``.pth`` (bare state dict, torchvision key names) with random non-trivial BN stats."""
+    from resnet_deploy.models import build_model
+
+    torch.manual_seed(seed)
+    net = _randomize_bn(build_model(arch, num_classes), seed)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def randomize_bn() -> Callable[..., nn.Module]:
+    """``randomize_bn(net, seed=0) -> net``: realistic BatchNorm statistics, in place."""
+    return _randomize_bn
+
+
+@pytest.fixture(scope="session")
+def torchvision_weights() -> Callable[..., Path]:
+    """``torchvision_weights(arch, path, num_classes=1000, seed=0) -> path``: a torchvision-format ``.pth``."""
+    return _torchvision_weights
+
+
+@dataclass
+class ExportedModel:
+    """An ONNX export together with the PyTorch model it came from."""
+
+    onnx_path: Path
+    weights_path: Path
+    model: nn.Module
+    info: ModelInfo
+
+
+@pytest.fixture(scope="session")
+def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
+    """resnet18 (1000 classes, 3x64x64 input) from torchvision-format weights with non-trivial BN statistics,
+    exported by :func:`resnet_deploy.api.export_model` (onnxsim + BN folding). Read-only: copy before changing."""
+    from resnet_deploy.api import export_model
+    from resnet_deploy.models.weights import load_model
+
+    d = tmp_path_factory.mktemp("resnet18_onnx")
+    weights = _torchvision_weights("resnet18", d / "resnet18.pth")
+    result = export_model("resnet18", weights, d / "resnet18.onnx", input_size=64)
+    model, info = load_model("resnet18", weights, input_size=64)
+    return ExportedModel(result.path, weights, model, info)
