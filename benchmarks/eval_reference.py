@@ -11,6 +11,7 @@ Each checkpoint goes through the product's own path: ``load_model`` -> ``export_
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -29,7 +30,7 @@ from resnet_deploy.backends.torch_eager import TorchModel
 from resnet_deploy.data import open_dataset
 from resnet_deploy.evaluate import evaluate
 from resnet_deploy.export import export_onnx
-from resnet_deploy.models.weights import bundled_checkpoints, load_model
+from resnet_deploy.models.weights import bundled_checkpoints, load_model, resolve_weights
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reference_accuracy.json"
 DATA = "fashion-mnist:test"
@@ -70,6 +71,7 @@ def measure(name: str, batch_size: int, limit: int | None = None, threads: int =
     return {
         "name": name,
         "arch": info.arch,
+        "checkpoint_sha256": hashlib.sha256(resolve_weights(name).read_bytes()).hexdigest(),
         "dataset": DATA,
         "count": d["count"],
         "top1": d["top1"],
