@@ -18,6 +18,8 @@ batch size are measured interleaved in one process (see resnet_deploy.benchmark.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -29,7 +31,9 @@ from torch import nn
 
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.backends.torch_eager import TorchModel
-from resnet_deploy.benchmark import BenchConfig, BenchmarkInterrupted, Target, run_benchmark
+from resnet_deploy.benchmark import BenchConfig, BenchmarkInterrupted, BenchReport, Target, run_benchmark
+from resnet_deploy.benchmark.accuracy import evaluate_targets
+from resnet_deploy.benchmark.core import add_ratios
 from resnet_deploy.benchmark.macs import count_macs_onnx
 from resnet_deploy.benchmark.report import plot, to_markdown, write_json
 from resnet_deploy.build import BuildOptions, build
@@ -90,6 +94,9 @@ def build_pair(
     """FP32 and INT8 ONNX of one model through resnet_deploy.build; returns paths and build facts."""
     fp32, int8 = work / f"{name}_fp32.onnx", work / f"{name}_int8.onnx"
     facts: dict[str, Any] = {"fp32": str(fp32), "int8": str(int8)}
+    src = bundled_checkpoints().get(str(weights), Path(weights))
+    if reuse and fp32.exists() and src.exists() and fp32.stat().st_mtime < src.stat().st_mtime:
+        reuse = False  # the checkpoint changed since the last build
     if not (reuse and fp32.exists()):
         say(f"build {name} fp32")
         r = build(BuildOptions(output=fp32, arch=arch, weights=weights, precision="fp32"))
@@ -142,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu")
     ap.add_argument("--work", type=Path, default=Path("/tmp/resnet-deploy-bench"), help="models are built here")
     ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--batch-224", default=None, help="batch sizes for resnet18/50 at 224 (default: --batch)")
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--min-iterations", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         module, info = load_model(weights=name)
         builds[name] = build_pair(name, args.work, name, None, synthetic=False, reuse=args.reuse)
+        digest = hashlib.sha256(bundled[name].read_bytes()).hexdigest()
+        builds[name]["checkpoint"] = {"sha256": digest[:16], "top1_recorded": info.top1}
         group = f"{name}@{info.input_size}"
         for prec in ("fp32", "int8"):
             path = Path(builds[name][prec])
@@ -257,25 +267,63 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_only:
         return 0
     has_data = any(t.evaluate for t in targets)
+    big = {t.label for t in targets if t.group and t.group.endswith("@224")}
+    batches_224 = parse_batches(args.batch_224) if args.batch_224 else batches
     cfg = BenchConfig(
-        batches=batches,
+        batches=sorted(set(batches) | set(batches_224)),
         duration_s=args.duration,
         min_iterations=args.min_iterations,
         threads=args.threads,
         data="fashion-mnist:test" if has_data else None,
         data_limit=args.data_limit,
+        eval_batch=500,
         note=args.note,
     )
+    cfg.validate()
     out_json = args.out / "bench.json"
 
     def save(rep: Any) -> None:
         write_json(rep, out_json)
 
+    # One run_benchmark per batch size, each over the targets that take that batch (224 x 224 models may use a
+    # shorter list to keep the run inside its time budget); within a batch size all targets are interleaved.
     code = 0
+    report: BenchReport | None = None
+    printer = Printer()
     try:
-        report = run_benchmark(targets, cfg, progress=Printer(), on_update=save)
-    except BenchmarkInterrupted as exc:
-        report, code = exc.report, 130
+        for b in cfg.batches:
+            subset = [t for t in targets if b in (batches_224 if t.label in big else batches)]
+            if not subset:
+                continue
+            part_cfg = dataclasses.replace(cfg, batches=[b], data=None)
+            part = run_benchmark(subset, part_cfg, progress=printer)
+            if report is None:
+                report = part
+                report.config = cfg.to_dict()
+                report.config["batches_224"] = batches_224
+            else:
+                report.results.extend(part.results)
+                report.machine["loadavg_at_end"] = part.machine.get("loadavg_at_end")
+            add_ratios(report.results)
+            save(report)
+        assert report is not None
+        if cfg.data:
+            say(f"accuracy on {cfg.data}")
+            report.accuracy = evaluate_targets(targets, cfg)
+            by_label = {a["model"]: a for a in report.accuracy}
+            for row in report.results:
+                if row["model"] in by_label:
+                    row["accuracy"] = by_label[row["model"]]
+    except (BenchmarkInterrupted, KeyboardInterrupt) as exc:
+        code = 130
+        if isinstance(exc, BenchmarkInterrupted) and report is None:
+            report = exc.report
+        elif isinstance(exc, BenchmarkInterrupted) and report is not None:
+            report.results.extend(exc.report.results)
+        if report is None:
+            return code
+        report.interrupted = True
+        report.notes.append("interrupted by the user: partial results")
     report.notes.extend(notes)
     report.notes.append(f"models built by resnet_deploy.build: {json.dumps(builds, default=str)}")
     headline = _headline(report.results)
