@@ -541,28 +541,29 @@ def predict(
 
 def load_runtime_model(spec: str | Path, arch: str | None = None, input_size: int | None = None) -> InferenceModel:
     """An .onnx file or TensorRT engine (via :func:`resnet_deploy.runtime.load`), or a PyTorch checkpoint (file
-    or bundled name) in the eager backend; ``arch`` is needed only for checkpoints that do not name it, and
-    ``input_size`` overrides a checkpoint's input size (ONNX graphs and engines have theirs fixed)."""
-    if Path(spec).suffix.lower() in (".onnx", *ENGINE_SUFFIXES):
-        if arch is not None:
-            raise UserError(f"--arch applies to PyTorch checkpoints, not to {spec}")
-        if input_size is not None:
-            raise UserError(f"--input-size applies to PyTorch checkpoints, not to {spec} (its input size is fixed)")
-        from .runtime import load
+    or bundled name) in the eager backend. ``arch`` is needed only for checkpoints that do not name it;
+    ``input_size`` overrides a checkpoint's (ONNX graphs and engines have theirs fixed)."""
+    from .models.weights import bundled_checkpoints
 
-        return load(spec)
-    from .backends.torch_eager import TorchModel
-    from .models.weights import bundled_checkpoints, load_model
+    if str(spec) in bundled_checkpoints() or Path(spec).suffix.lower() in CHECKPOINT_SUFFIXES:
+        from .backends.torch_eager import TorchModel
+        from .models.weights import load_model
 
-    if Path(spec).suffix.lower() not in CHECKPOINT_SUFFIXES and str(spec) not in bundled_checkpoints():
-        if Path(spec).exists():
-            raise UserError(
-                f"{spec} is not a model: expected .onnx, a TensorRT engine ({', '.join(ENGINE_SUFFIXES)}), "
-                f"or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
-            )
+        module, info = load_model(arch, spec, input_size=input_size)
+        return TorchModel(module, info)
+    for flag, value in (("--arch", arch), ("--input-size", input_size)):
+        if value is not None:
+            raise UserError(f"{flag} applies to PyTorch checkpoints, not to {spec}")
+    if not Path(spec).exists():
         raise UserError(f"model {spec} not found (not a file, nor a bundled checkpoint name)")
-    module, info = load_model(arch, spec, input_size=input_size)
-    return TorchModel(module, info)
+    if Path(spec).suffix.lower() not in (".onnx", *ENGINE_SUFFIXES) and Path(spec).is_file():
+        raise UserError(
+            f"{spec} is not a model: expected .onnx, a TensorRT engine ({', '.join(ENGINE_SUFFIXES)}), "
+            f"or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
+        )
+    from .runtime import load
+
+    return load(spec)
 
 
 def infer(

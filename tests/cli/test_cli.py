@@ -407,3 +407,32 @@ def test_onnxruntime_backend_agrees_with_cli(resnet18_onnx: ExportedModel, tmp_p
     direct = OnnxRuntimeModel(resnet18_onnx.onnx_path).predict(x)
     np.testing.assert_array_equal(preds.logits, direct)
     assert preds.indices.shape == (2, 5)
+
+
+def test_bundled_checkpoint_on_real_fashion_mnist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bundled checkpoint by name, on real test images: as PNG files and as a preprocessed .npy."""
+    from PIL import Image
+
+    from resnet_deploy.data.idx import FASHION_MNIST_DIR, load_fashion_mnist
+    from resnet_deploy.models.weights import bundled_checkpoints
+
+    if "fmnist_resnet20" not in bundled_checkpoints():
+        pytest.skip("bundled checkpoint fmnist_resnet20 not present")
+    if not FASHION_MNIST_DIR.is_dir():
+        pytest.skip("Debian package dataset-fashion-mnist not installed")
+    x, y = load_fashion_mnist("test")
+    x, y = x[:16], y[:16]
+    np.save(tmp_path / "x.npy", x)
+    pngs = []
+    for i in range(len(x)):  # the dataset's pixels are uint8 / 255, so the PNGs hold exactly the same values
+        pngs.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray((x[i, 0] * 255).round().astype(np.uint8)).save(pngs[-1])
+    assert main(["infer", "fmnist_resnet20", "--input", str(tmp_path / "x.npy"), "--json", "--top-k", "1",
+                 "--save-logits", str(tmp_path / "a.npy")]) == 0  # fmt: skip
+    from_npy = json.loads(capsys.readouterr().out)["results"]
+    assert main(["infer", "fmnist_resnet20", *pngs, "--top-k", "1", "--save-logits", str(tmp_path / "b.npy")]) == 0
+    capsys.readouterr()
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"), rtol=1e-5, atol=1e-5)
+    predicted = np.array([r["top"][0]["index"] for r in from_npy])
+    assert (predicted == y).sum() >= 12, f"{(predicted == y).sum()}/16 correct (checkpoint reports 92.6 % top-1)"
+    assert from_npy[0]["top"][0]["label"] == "Ankle boot" or predicted[0] != 9
