@@ -496,6 +496,7 @@ def _sidecar_dict(
             "num_classes": info.num_classes if info else None,
             "dataset": info.dataset if info else None,
             "labels": info.labels if info else None,
+            "top1": info.top1 if info else None,
         },
         "precision": precision,
         "tensorrt": {"flavour": running.flavour, "version": running.version},

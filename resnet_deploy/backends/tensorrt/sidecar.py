@@ -166,6 +166,7 @@ SCHEMA: Checker = _obj(
                     "num_classes": (_nullable(_int(1, 10**7)), False),
                     "dataset": (_nullable(_str), False),
                     "labels": (_nullable(_list(_str)), False),
+                    "top1": (_nullable(_num), False),
                 }
             ),
             True,
@@ -262,6 +263,7 @@ def model_info(meta: dict[str, Any]) -> ModelInfo | None:
     if pre["input_size"] is not None:
         info.input_size = pre["input_size"]
     info.dataset, info.labels, info.name = model.get("dataset"), model.get("labels"), model.get("name")
+    info.top1 = model.get("top1")
     return info
 
 
