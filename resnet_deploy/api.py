@@ -382,7 +382,7 @@ def inspect_model(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path} not found" if not path.exists() else f"{path} is not a file")
     if path.suffix.lower() in ENGINE_SUFFIXES:
         result = _engine_inspector().inspect_engine(path)
-        return result if isinstance(result, dict) else {"format": "engine", "path": str(path), "engine": result}
+        return {"format": "engine", **result} if isinstance(result, dict) else {"format": "engine", "engine": result}
     return inspect_onnx(path)
 
 

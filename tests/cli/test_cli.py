@@ -436,3 +436,35 @@ def test_bundled_checkpoint_on_real_fashion_mnist(tmp_path: Path, capsys: pytest
     predicted = np.array([r["top"][0]["index"] for r in from_npy])
     assert (predicted == y).sum() >= 12, f"{(predicted == y).sum()}/16 correct (checkpoint reports 92.6 % top-1)"
     assert from_npy[0]["top"][0]["label"] == "Ankle boot" or predicted[0] != 9
+
+
+def test_inspect_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real engine built here by TensorRT(-RTX), described from its sidecar (no GPU needed to inspect)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from resnet_deploy.backends.tensorrt import compat
+
+    if compat.available() is None:
+        pytest.skip("neither TensorRT nor TensorRT-RTX is installed")
+    from resnet_deploy.backends.tensorrt.builder import EngineBuildOptions, build_engine
+
+    w = numpy_helper.from_array(np.random.default_rng(1).normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+            helper.make_node("Flatten", ["g"], ["logits"], name="flatten"),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    report = build_engine(model, tmp_path / "tiny.engine", EngineBuildOptions(min_batch=1, max_batch=2))
+    assert main(["inspect", str(report.engine_path)]) == 0
+    text = capsys.readouterr().out
+    assert "engine" in text and "tiny.engine" in text and "precision" in text
+    assert main(["inspect", str(report.engine_path), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["format"] == "engine" and d["integrity"] == "ok"
