@@ -17,6 +17,8 @@ def check_writable(dest: str | Path) -> Path:
     if dest.is_dir():
         raise UserError(f"cannot write {dest}: it is a directory")
     parent = dest.parent if str(dest.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"cannot write {dest}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise UserError(f"cannot write {dest}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):

@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"resnet-deploy {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `resnet-deploy models | head`
+        return 0
+    except OSError as exc:  # disk full, permission lost mid-write: the atomic writers already cleaned up
+        print(f"resnet-deploy {args.command}: error: {exc.strerror or exc} ({exc.filename or ''})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
