@@ -14,8 +14,8 @@ import onnx
 from ..errors import UserError
 from ..passes import PassReport
 from .cache import CalibrationCache, check_cache, data_sha256, graph_fingerprint, load_cache
-from .calibration import DEFAULT_BATCH, DEFAULT_METHOD, batches_of, calibrate, check_data_shape
-from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS, compute_amax
+from .calibration import DEFAULT_BATCH, DEFAULT_METHOD, batches_of, calibrate, check_data_shape, plan_amax
+from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS
 from .mixed import MixedPrecisionResult, search_keep_float
 from .qdq import insert_qdq, name_nodes, plan_qdq
 
@@ -127,13 +127,13 @@ def quantize_int8(
         check_data_shape(named, tuple(calib_x.shape[1:]))
         method = options.resolved_method()
         percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
-        params = {"num_bins": NUM_BINS}
+        params: dict[str, Any] = {"num_bins": NUM_BINS, "input_tensors": "max"}
         if method == "percentile":
             params["percentile"] = percentile
         say(f"calibrating on {len(calib_x)} images")
         result = calibrate(named, plan.tensors, batches_of(calib_x, options.batch_size))
         say(f"computing ranges ({method})")
-        amax = {t: compute_amax(s, method, percentile) for t, s in result.stats.items()}
+        amax = plan_amax(result, plan, method, percentile)
         samples, source = result.samples, "calibration"
         data = {**(data_desc or {}), "samples": samples, "sha256": data_sha256(calib_x)}
         cache = CalibrationCache(graph=fingerprint, method=method, params=params, data=data, amax=amax)

@@ -56,6 +56,9 @@ class QuantPlan:
     weights: list[WeightSite] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)
     skipped_adds: list[str] = field(default_factory=list)
+    #: activation tensors upstream of every Conv (the network input, or its in-graph normalisation): their range
+    #: is calibrated by max whatever the method, see :func:`resnet_deploy.precision.calibration.plan_amax`
+    input_tensors: list[str] = field(default_factory=list)
 
     @property
     def tensors(self) -> list[str]:
@@ -137,6 +140,7 @@ def plan_qdq(model: onnx.ModelProto) -> QuantPlan:
                 continue
             fused = (pb if identity == 0 else pa).name  # type: ignore[union-attr]
             plan.activations.append(ActivationSite(n.input[identity], n.name, identity, "residual", fused))
+    plan.input_tensors = [t for t in plan.tensors if depth.get(t, 0) == 0]
     return plan
 
 
