@@ -151,3 +151,19 @@ def test_pass_is_pure_and_refuses_quantized_input(resnet20_fp32: onnx.ModelProto
         plan_qdq(q)
     with pytest.raises(UserError, match="no calibration range"):
         insert_qdq(named, plan, {})
+
+
+def test_network_input_is_calibrated_by_max_whatever_the_method(resnet20_fp32: onnx.ModelProto) -> None:
+    from resnet_deploy.precision.calibration import plan_amax
+
+    named = name_nodes(resnet20_fp32)
+    plan = plan_qdq(named)
+    first_conv = plan.activations[0]
+    assert plan.input_tensors == [first_conv.tensor]  # the in-graph normalisation's output, before any Conv
+    # mostly background (one value) with a few bright pixels: the entropy search would clip the bright ones
+    x = np.zeros((16, 1, 28, 28), np.float32)
+    x[:, :, 10:14, 10:14] = 1.0
+    result = calibrate(named, plan.tensors, batches_of(x, 8))
+    amax = plan_amax(result, plan, "entropy")
+    assert amax[first_conv.tensor] == pytest.approx(result.stats[first_conv.tensor].amax)
+    assert amax[first_conv.tensor] == pytest.approx((1.0 - 0.286) / 0.353, rel=1e-4)
