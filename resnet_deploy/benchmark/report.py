@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -185,13 +187,19 @@ def plot(
         raise UserError(f"nothing to plot for kinds {kinds}")
     if cols == ["accuracy"]:  # accuracy alone: only the groups that have it
         groups = [g for g in groups if any((a.get("group") or a["model"]) == g for a in acc)]
-    fig, axes = plt.subplots(len(groups), len(cols), figsize=(5.2 * len(cols), 3.6 * len(groups)), squeeze=False)
+    # One kind alone: groups side by side, two per row; several kinds: one row per group, one column per kind.
+    single = len(cols) == 1
+    nrows = math.ceil(len(groups) / 2) if single else len(groups)
+    ncols = min(2, len(groups)) if single else len(cols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 3.8 * nrows + 0.6), squeeze=False)
+    for k in range(len(groups), nrows * ncols if single else 0):
+        axes[k // ncols][k % ncols].axis("off")
     markers = "osD^v<>p*h"
     for gi, g in enumerate(groups):
         grows = [r for r in rows if (r.get("group") or r["model"]) == g]
         models = list(dict.fromkeys(r["model"] for r in grows))
         for ci, kind in enumerate(cols):
-            ax = axes[gi][ci]
+            ax = axes[gi // ncols][gi % ncols] if single else axes[gi][ci]
             if kind in ("latency", "throughput"):
                 for mi, name in enumerate(models):
                     pts = sorted((r for r in grows if r["model"] == name), key=lambda r: r["batch"])
@@ -234,8 +242,11 @@ def plot(
                 ax.set_ylabel(f"top-1 % on {gacc[0]['dataset']}")
                 ax.set_title(f"{g}: accuracy vs precision", fontsize=9)
                 ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(machine_line(data["machine"]), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    width = int(fig.get_figwidth() * 15)  # characters that fit at fontsize 8
+    title = textwrap.fill(machine_line(data["machine"]), width)
+    fig.suptitle(title, fontsize=8)
+    top = 1 - (0.12 * (title.count("\n") + 1)) / fig.get_figheight()
+    fig.tight_layout(rect=(0, 0, 1, top))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
