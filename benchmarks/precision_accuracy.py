@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from resnet_deploy.export import export_onnx
 from resnet_deploy.models.weights import bundled_checkpoints, load_model
 from resnet_deploy.passes.fp16 import to_fp16
 from resnet_deploy.precision.calibration import DEFAULT_METHOD, batches_of, calibrate, plan_amax
+from resnet_deploy.precision.peers import ort_quantize_static
 from resnet_deploy.precision.qdq import insert_qdq, name_nodes, plan_qdq
 
 ROOT = Path(__file__).resolve().parent
@@ -49,40 +49,6 @@ def predict(model: onnx.ModelProto, x: np.ndarray, batch: int = 500) -> np.ndarr
     m = OnnxRuntimeModel(model)
     out = [m.predict(np.ascontiguousarray(x[i : i + batch], dtype=m.input_dtype)) for i in range(0, len(x), batch)]
     return np.concatenate(out).astype(np.float32).argmax(1)
-
-
-def ort_quantize_static(fp32: onnx.ModelProto, calib: np.ndarray, method: str) -> onnx.ModelProto:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(batches_of(calib, 32))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            b = next(self.it, None)
-            return None if b is None else {"input": b}
-
-    with tempfile.TemporaryDirectory() as d:
-        src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
-        onnx.save(fp32, str(src))
-        quantize_static(
-            str(src),
-            str(dst),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Percentile,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": 99.99},
-        )
-        return onnx.load(str(dst))
 
 
 def run_checkpoint(weights: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -131,7 +97,7 @@ def run_checkpoint(weights: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray
         )
     for method in ("minmax", "percentile"):
         t = time.perf_counter()
-        q = ort_quantize_static(fp32, calib, method)
+        q = ort_quantize_static(fp32, calib, method=method)
         label = "MinMax" if method == "minmax" else "Percentile 99.99"
         add(f"INT8 ORT quantize_static, {label}", "int8_ort", predict(q, x), time.perf_counter() - t)
     return {"weights": weights, "arch": info.arch, "name": info.name, "rows": rows}

@@ -38,6 +38,7 @@ from resnet_deploy.export import export_onnx
 from resnet_deploy.models import build_model
 from resnet_deploy.models.weights import ModelInfo
 from resnet_deploy.precision.calibration import batches_of, calibrate
+from resnet_deploy.precision.peers import ort_quantize_static
 from resnet_deploy.precision.qdq import insert_qdq, name_nodes, plan_qdq
 
 ROOT = Path(__file__).resolve().parent
@@ -55,33 +56,6 @@ def resnet50_fp32(seed: int = 0) -> onnx.ModelProto:
             m.weight.data.copy_(torch.rand(n, generator=g) * 0.8 + 0.2)
             m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
     return export_onnx(net, ModelInfo(arch="resnet50"))[0]
-
-
-def ort_static(fp32: onnx.ModelProto, calib: np.ndarray, symmetric: bool = True) -> onnx.ModelProto:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(batches_of(calib, 8))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            b = next(self.it, None)
-            return None if b is None else {"input": b}
-
-    with tempfile.TemporaryDirectory() as d:
-        src, dst = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
-        onnx.save(fp32, str(src))
-        quantize_static(
-            str(src),
-            str(dst),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
-        )
-        return onnx.load(str(dst))
 
 
 def session(model: onnx.ModelProto, threads: int | None) -> Any:
@@ -118,8 +92,8 @@ def main() -> None:
     variants = {
         "fp32": fp32,
         "int8_ours_tensorrt": ours,
-        "int8_ort_qdq": ort_static(fp32, calib),
-        "int8_ort_qdq_asym_u8": ort_static(fp32, calib, symmetric=False),
+        "int8_ort_qdq": ort_quantize_static(fp32, calib, batch=8),
+        "int8_ort_qdq_asym_u8": ort_quantize_static(fp32, calib, symmetric=False, batch=8),
     }
     sessions = {k: session(m, args.threads or None) for k, m in variants.items()}
     x = np.random.default_rng(1).random((1, 3, 224, 224), dtype=np.float32)
