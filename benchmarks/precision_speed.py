@@ -10,7 +10,10 @@ Variants, all batch 1, one process, one machine, timed round-robin (one run of e
 on a shared machine hit all of them alike; median latency after warm-up:
 
 - ``fp32``: the exported, BN-folded graph;
-- ``int8_ours_tensorrt``: our INT8 graph with TensorRT's Q/DQ placement (what ``build --precision int8`` writes);
+- ``int8_ours_onnxruntime``: our INT8 graph with the ONNX Runtime placement (what ``build --precision int8`` writes
+  for ``--backend onnxruntime``: uint8 activations, int32 biases, Relus folded into the Qs);
+- ``int8_ours_tensorrt``: our INT8 graph with TensorRT's Q/DQ placement (what ``--backend tensorrt`` builds
+  engines from), run on ONNX Runtime;
 - ``int8_ort_qdq``: ORT ``quantize_static`` (QDQ, per-channel, int8 symmetric activations and weights);
 - ``int8_ort_qdq_asym_u8``: the same with ORT's default activations (uint8, asymmetric), for reference: a zero
   point at the bottom of the range makes every Relu redundant, so ORT folds it into QLinearConv/QLinearAdd.
@@ -37,9 +40,9 @@ from resnet_deploy.benchmark.machine import machine_info
 from resnet_deploy.export import export_onnx
 from resnet_deploy.models import build_model
 from resnet_deploy.models.weights import ModelInfo
-from resnet_deploy.precision.calibration import batches_of, calibrate
+from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static
-from resnet_deploy.precision.qdq import insert_qdq, name_nodes, plan_qdq
+from resnet_deploy.precision.qdq import PLACEMENTS, insert_qdq, name_nodes, plan_qdq
 
 ROOT = Path(__file__).resolve().parent
 
@@ -86,12 +89,17 @@ def main() -> None:
     fp32 = resnet50_fp32()
     calib = np.random.default_rng(0).random((32, 3, 224, 224), dtype=np.float32)
     named = name_nodes(fp32)
-    plan = plan_qdq(named)
-    amax = calibrate(named, plan.tensors, batches_of(calib, 8)).amax("percentile")
-    ours, report = insert_qdq(named, plan, amax)
+    ours: dict[str, onnx.ModelProto] = {}
+    reports: dict[str, Any] = {}
+    for placement in PLACEMENTS:
+        plan = plan_qdq(named, placement)
+        amax = plan_amax(calibrate(named, plan.tensors, batches_of(calib, 8)), plan, "percentile")
+        ours[placement], report = insert_qdq(named, plan, amax)
+        reports[placement] = report.to_dict()
     variants = {
         "fp32": fp32,
-        "int8_ours_tensorrt": ours,
+        "int8_ours_onnxruntime": ours["onnxruntime"],
+        "int8_ours_tensorrt": ours["tensorrt"],
         "int8_ort_qdq": ort_quantize_static(fp32, calib, batch=8),
         "int8_ort_qdq_asym_u8": ort_quantize_static(fp32, calib, symmetric=False, batch=8),
     }
@@ -125,7 +133,7 @@ def main() -> None:
         "iters": args.iters,
         "warmup": args.warmup,
         "results": results,
-        "our_qdq_report": report.to_dict(),
+        "our_qdq_reports": reports,
     }
     if args.note:
         doc["note"] = args.note

@@ -48,6 +48,8 @@ class BuildOptions:
     io_dtype: str = "fp32"
     opset: int = 17
     calib_data: str | None = None
+    #: Q/DQ placement; None: the backend's own (precision.qdq: "onnxruntime" for ONNX Runtime, "tensorrt" for engines)
+    qdq_placement: str | None = None
     calib_method: str | None = None
     calib_percentile: float | None = None
     calib_samples: int = DEFAULT_CALIB_SAMPLES
@@ -132,6 +134,7 @@ def _validate(o: BuildOptions) -> None:
         raise UserError("give either --onnx or --arch/--weights, not both")
     int8_only = {
         "--calib-data": o.calib_data,
+        "--qdq-placement": o.qdq_placement,
         "--calib-method": o.calib_method,
         "--calib-percentile": o.calib_percentile,
         "--calib-cache": o.calib_cache,
@@ -141,6 +144,8 @@ def _validate(o: BuildOptions) -> None:
     given = [k for k, v in int8_only.items() if v is not None]
     if given and o.precision != "int8":
         raise UserError(f"{given[0]} only applies to --precision int8")
+    if o.qdq_placement is not None and o.qdq_placement not in ("tensorrt", "onnxruntime"):
+        raise UserError(f"unknown Q/DQ placement '{o.qdq_placement}' (choose tensorrt or onnxruntime)")
     if o.calib_samples < 1:
         raise UserError(f"--calib-samples must be at least 1, got {o.calib_samples}")
     if o.eval_samples < 1:
@@ -185,6 +190,10 @@ def _check_outputs(o: BuildOptions, backend: str) -> Path:
             raise UserError("--calib-cache must differ from the output paths")
         if not cache.exists():
             check_writable(cache)
+    if backend == "tensorrt" and o.qdq_placement == "onnxruntime":
+        raise UserError(
+            "--qdq-placement onnxruntime does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it for engines"
+        )
     if backend == "onnxruntime" and o.trt_settings():
         first = next(iter(o.trt_settings())).replace("_", "-")
         raise UserError(f"--{first} only applies to the TensorRT backend")
@@ -355,6 +364,7 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
         result.calibration_data = desc.get("spec")
         eval_data = _eval_data(o, model, info) if o.eval_data is not None else None
         opts = Int8Options(
+            placement=o.qdq_placement or backend,
             method=o.calib_method,
             percentile=o.calib_percentile,
             cache_path=o.calib_cache,
@@ -378,6 +388,7 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
     tags = {"resnet_deploy.precision": o.precision}
     if result.int8 is not None:
         tags["resnet_deploy.calibration"] = f"{result.int8.method}:{result.int8.samples}"
+        tags["resnet_deploy.qdq_placement"] = result.int8.placement
     _metadata(model, tags)
     onnx.checker.check_model(model)
     data = model.SerializeToString()
@@ -407,6 +418,8 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
         if result.int8 is not None:
             extra["calibration_samples"] = result.int8.samples
             extra["calibration_data"] = result.calibration_data
+            extra["calibration_cache_sha256"] = result.int8.cache.sha256()
+            extra["qdq_placement"] = result.int8.placement
         result.engine = build_engine(model, out, eopts, info, extra)
         if o.emit_onnx is not None:
             result.emitted_onnx = atomic_write_bytes(o.emit_onnx, data)
@@ -427,7 +440,7 @@ def summary_lines(result: BuildResult) -> list[str]:
         r8 = result.int8
         params = ", ".join(f"{k}={v}" for k, v in r8.params.items())
         how = "reused from cache" if r8.source == "cache" else f"{r8.samples} images of {result.calibration_data}"
-        lines.append(f"calibration: {r8.method} ({params}); {how}")
+        lines.append(f"calibration: {r8.method} ({params}); {how}; Q/DQ placement: {r8.placement}")
     if result.residual_fusion:
         lines.append(f"residual fusion: {result.residual_fusion.get('chosen')}")
     lines += [f"note: {n}" for n in result.notes]

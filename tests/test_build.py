@@ -59,6 +59,7 @@ def test_onnxruntime_precisions(ckpt: Path, calib_npz: Path, tmp_path: Path, pre
     if precision == "int8":
         assert r.int8.samples == 16 and r.calibration_data == str(calib_npz)
         assert meta["resnet_deploy.calibration"] == "percentile:16"
+        assert meta["resnet_deploy.qdq_placement"] == r.int8.placement == "onnxruntime"  # the backend's own
     assert any(line.startswith("wrote ONNX") for line in summary_lines(r))
     json.dumps(r.to_dict())
 
@@ -71,6 +72,43 @@ def test_from_onnx_and_foreign_onnx_needs_data(ckpt: Path, calib_npz: Path, tmp_
         build(BuildOptions(output=tmp_path / "qq.onnx", onnx=r.output, precision="int8", calib_data=str(calib_npz)))
     with pytest.raises(UserError, match="needs calibration data"):
         build(BuildOptions(output=tmp_path / "x.onnx", onnx=fp32, precision="int8"))
+
+
+def test_one_calibration_cache_serves_both_placements(ckpt: Path, calib_npz: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "calib.json"
+    first = build(
+        BuildOptions(
+            output=tmp_path / "ort.onnx", weights=ckpt, precision="int8", calib_data=str(calib_npz), calib_cache=cache
+        )
+    )
+    assert first.calib_cache_written == cache and first.int8.source == "calibration"
+    ops = {n.op_type for n in onnx.load(str(first.output)).graph.node}
+    assert "Relu" not in ops  # onnxruntime placement: Relus folded into uint8 Qs
+    second = build(
+        BuildOptions(
+            output=tmp_path / "trt.onnx", weights=ckpt, precision="int8", calib_cache=cache, qdq_placement="tensorrt"
+        )
+    )
+    assert second.int8.source == "cache" and second.int8.placement == "tensorrt"
+    assert "Relu" in {n.op_type for n in onnx.load(str(second.output)).graph.node}
+    assert "Q/DQ placement: tensorrt" in "\n".join(summary_lines(second))
+
+
+def test_placement_errors(ckpt: Path, calib_npz: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="only applies to --precision int8"):
+        build(BuildOptions(output=tmp_path / "a.onnx", weights=ckpt, qdq_placement="tensorrt"))
+    with pytest.raises(UserError, match="does not parse in TensorRT"):
+        build(
+            BuildOptions(
+                output=tmp_path / "a.engine",
+                weights=ckpt,
+                precision="int8",
+                backend="tensorrt",
+                calib_data=str(calib_npz),
+                qdq_placement="onnxruntime",
+            )
+        )
+    assert not list(tmp_path.iterdir())
 
 
 def test_mixed_precision_through_build(ckpt: Path, calib_npz: Path, tmp_path: Path) -> None:
@@ -121,6 +159,9 @@ def test_tensorrt_engine(ckpt: Path, calib_npz: Path, tmp_path: Path, precision:
     side = json.loads(r.engine.sidecar_path.read_text())
     assert side["precision"] == precision and side["input"]["max_shape"][0] == 8
     assert side["extra"]["residual_fusion"] == "native"
+    if precision == "int8":
+        assert side["extra"]["qdq_placement"] == "tensorrt"
+        assert side["extra"]["calibration_cache_sha256"] == r.int8.cache.sha256()
 
 
 def test_auto_backend_without_gpu_picks_onnxruntime(ckpt: Path, tmp_path: Path) -> None:

@@ -30,6 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print the build result as JSON")
     q = p.add_argument_group("INT8")
     q.add_argument(
+        "--qdq-placement",
+        choices=("tensorrt", "onnxruntime"),
+        help=(
+            "where Q/DQ goes (default: the backend's own): 'onnxruntime' runs int8 kernels on ONNX Runtime but does "
+            "not parse in TensorRT; 'tensorrt' follows TensorRT's fusion rules and also runs (slower) on ONNX Runtime"
+        ),
+    )
+    q.add_argument(
         "--calib-data",
         metavar="SPEC",
         help="fashion-mnist:train, an image folder (one subfolder per class), a .npz, or 'synthetic' (speed only)",
@@ -67,6 +75,7 @@ def options_from_args(args: argparse.Namespace) -> object:
         backend=args.backend,
         io_dtype=args.io_dtype,
         calib_data=args.calib_data,
+        qdq_placement=args.qdq_placement,
         calib_method=args.calib_method,
         calib_percentile=args.calib_percentile,
         calib_samples=args.calib_samples,

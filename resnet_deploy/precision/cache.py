@@ -2,7 +2,7 @@
 
 JSON, written atomically::
 
-    {"format": "resnet-deploy-calibration-cache", "version": 1,
+    {"format": "resnet-deploy-calibration-cache", "version": 2,
      "graph": {"fingerprint": sha256(graph sha256 + quantized tensor names + shapes),
                "sha256": ..., "tensors": {name: shape}},
      "method": "percentile", "params": {"percentile": 99.99, "num_bins": 2048},
@@ -29,7 +29,7 @@ from .._io import atomic_write_text
 from ..errors import UserError
 
 FORMAT = "resnet-deploy-calibration-cache"
-VERSION = 1
+VERSION = 2  # 2: ranges for the tensors of both Q/DQ placements
 MAX_CACHE_BYTES = 16 * 1024**2
 
 
@@ -93,6 +93,10 @@ class CalibrationCache:
             "amax": self.amax,
         }
         return json.dumps(doc, indent=1, sort_keys=False) + "\n"
+
+    def sha256(self) -> str:
+        """Hash of the cache file's content (recorded in engine sidecars, so an engine names its ranges)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
 
     def save(self, path: str | Path) -> Path:
         atomic_write_text(path, self.to_json())

@@ -46,16 +46,21 @@ class CalibrationResult:
 
 
 def plan_amax(
-    result: CalibrationResult, plan: QuantPlan, method: str = DEFAULT_METHOD, percentile: float = DEFAULT_PERCENTILE
+    result: CalibrationResult,
+    plan: QuantPlan | list[QuantPlan],
+    method: str = DEFAULT_METHOD,
+    percentile: float = DEFAULT_PERCENTILE,
 ) -> dict[str, float]:
-    """Ranges for ``plan``: ``method`` everywhere except the network-input tensors, which get their exact max.
+    """Ranges for ``plan`` (or several): ``method`` everywhere except the network-input tensors, which get their
+    exact max.
 
     Why: the input of the first conv is a normalised image, not a post-ReLU activation. Its ``|x|`` histogram has a
     spike at the background value, and the KL search (entropy) puts the threshold right on that spike, clipping
     every brighter pixel (seen on fmnist_resnet20: amax 0.81 instead of 2.02, top-1 -9 points). Its range is
     bounded by the preprocessing, so max costs no resolution worth having.
     """
-    return result.amax(method, percentile, exact=plan.input_tensors)
+    plans = plan if isinstance(plan, list) else [plan]
+    return result.amax(method, percentile, exact={t for p in plans for t in p.input_tensors})
 
 
 def model_input(model: onnx.ModelProto) -> tuple[str, tuple[int | None, ...]]:

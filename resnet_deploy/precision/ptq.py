@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from .cache import CalibrationCache, check_cache, data_sha256, graph_fingerprint
 from .calibration import DEFAULT_BATCH, DEFAULT_METHOD, batches_of, calibrate, check_data_shape, plan_amax
 from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS
 from .mixed import MixedPrecisionResult, search_keep_float
-from .qdq import insert_qdq, name_nodes, plan_qdq
+from .qdq import PLACEMENTS, QuantPlan, insert_qdq, name_nodes, plan_qdq
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Int8Options:
     cache_path: str | Path | None = None
     batch_size: int = DEFAULT_BATCH
     max_accuracy_drop: float | None = None
+    #: Q/DQ placement (:mod:`.qdq`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime) or "onnxruntime"
+    #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it)
+    placement: str = "tensorrt"
 
     def resolved_method(self) -> str:
         return self.method or DEFAULT_METHOD
@@ -40,6 +43,8 @@ class Int8Options:
             raise UserError(f"percentile must be in (0, 100], got {self.percentile}")
         if self.percentile is not None and self.resolved_method() != "percentile":
             raise UserError("--calib-percentile only applies to --calib-method percentile")
+        if self.placement not in PLACEMENTS:
+            raise UserError(f"unknown Q/DQ placement '{self.placement}' (choose from {', '.join(PLACEMENTS)})")
         if self.batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {self.batch_size}")
 
@@ -60,9 +65,11 @@ class Int8Result:
     cache_to_write: Path | None = None
     mixed: MixedPrecisionResult | None = None
     layers: list[str] = field(default_factory=list)
+    placement: str = "tensorrt"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "placement": self.placement,
             "method": self.method,
             "params": self.params,
             "source": self.source,
@@ -99,10 +106,13 @@ def quantize_int8(
             on_step(msg)
 
     named = name_nodes(model)
-    plan = plan_qdq(named)
+    plans = {p: plan_qdq(named, p) for p in PLACEMENTS}
+    plan = plans[options.placement]
     if not plan.layers:
         raise UserError("the model has no Conv/Gemm layer with float32 weights to quantize")
-    fingerprint = graph_fingerprint(named, plan.tensors)
+    # One calibration serves both placements, so one cache serves both backends.
+    tensors = calibration_tensors(plans.values())
+    fingerprint = graph_fingerprint(named, tensors)
     cache_path = Path(options.cache_path) if options.cache_path is not None else None
     cache_to_write: Path | None = None
 
@@ -114,7 +124,7 @@ def quantize_int8(
                 f"calibration cache {cache_path} was made from other calibration data than the data given now; "
                 "drop --calib-data to reuse it, or point --calib-cache at a new file"
             )
-        amax = {t: cache.amax[t] for t in plan.tensors}
+        amax = {t: cache.amax[t] for t in tensors}
         method, params, source = cache.method, dict(cache.params), "cache"
         samples = int(cache.data.get("samples", 0) or 0)
         say(f"reusing calibration cache {cache_path} ({method})")
@@ -131,9 +141,9 @@ def quantize_int8(
         if method == "percentile":
             params["percentile"] = percentile
         say(f"calibrating on {len(calib_x)} images")
-        result = calibrate(named, plan.tensors, batches_of(calib_x, options.batch_size))
+        result = calibrate(named, tensors, batches_of(calib_x, options.batch_size))
         say(f"computing ranges ({method})")
-        amax = plan_amax(result, plan, method, percentile)
+        amax = plan_amax(result, list(plans.values()), method, percentile)
         samples, source = result.samples, "calibration"
         data = {**(data_desc or {}), "samples": samples, "sha256": data_sha256(calib_x)}
         cache = CalibrationCache(graph=fingerprint, method=method, params=params, data=data, amax=amax)
@@ -150,7 +160,7 @@ def quantize_int8(
         mixed = search_keep_float(named, plan, amax, ex, ey, options.max_accuracy_drop, on_step=say)
         keep = set(mixed.keep_float)
 
-    say("inserting Q/DQ")
+    say(f"inserting Q/DQ ({options.placement} placement)")
     quantized, report = insert_qdq(named, plan, amax, keep)
     report.notes.append(f"ranges: {method} ({source}, {samples} samples)")
     return Int8Result(
@@ -166,4 +176,10 @@ def quantize_int8(
         cache_to_write=cache_to_write,
         mixed=mixed,
         layers=list(plan.layers),
+        placement=options.placement,
     )
+
+
+def calibration_tensors(plans: Iterable[QuantPlan]) -> list[str]:
+    """The tensors to calibrate for all of ``plans`` (graph order of the first plan, then the others')."""
+    return list(dict.fromkeys(t for p in plans for t in p.tensors))

@@ -30,7 +30,7 @@ def cached(resnet20_fp32: onnx.ModelProto, calib: np.ndarray, tmp_path_factory: 
 
 def test_cache_content(cached: Path, calib: np.ndarray) -> None:
     doc = json.loads(cached.read_text())
-    assert doc["format"] == "resnet-deploy-calibration-cache" and doc["version"] == 1
+    assert doc["format"] == "resnet-deploy-calibration-cache" and doc["version"] == 2
     assert doc["method"] == "entropy" and doc["params"]["num_bins"] == 2048
     assert doc["data"]["spec"] == "random" and doc["data"]["samples"] == len(calib) and len(doc["data"]["sha256"]) == 64
     assert set(doc["amax"]) == set(doc["graph"]["tensors"])
@@ -74,7 +74,7 @@ def test_cache_with_a_missing_tensor(resnet20_fp32: onnx.ModelProto, cached: Pat
         ("{not json", "not valid JSON"),
         ("[1, 2]", "not a resnet-deploy calibration cache"),
         ('{"format": "resnet-deploy-calibration-cache", "version": 99}', "version 99"),
-        ('{"format": "resnet-deploy-calibration-cache", "version": 1, "graph": {}}', "no graph fingerprint"),
+        ('{"format": "resnet-deploy-calibration-cache", "version": 2, "graph": {}}', "no graph fingerprint"),
         ("\xff\xfe", "not valid JSON"),
     ],
 )
