@@ -5,7 +5,8 @@ Fashion-MNIST test images through ONNX Runtime CPU.
     python benchmarks/precision_accuracy.py --weights a.safetensors --weights b.safetensors
 
 Every INT8 variant uses the same calibration images: the first ``--calib-samples`` (512) of the training split.
-Our INT8 graphs use TensorRT's Q/DQ placement (what ``resnet-deploy build --precision int8`` writes). ORT's
+Our INT8 graphs come in both Q/DQ placements: ``onnxruntime`` (what ``build --precision int8`` writes for ONNX
+Runtime) and ``tensorrt`` (what TensorRT engines are built from), each run here on ONNX Runtime. ORT's
 ``quantize_static`` runs with QuantFormat.QDQ, per_channel=True, int8 activations and weights, both symmetric
 (ActivationSymmetric/WeightSymmetric), MinMax and Percentile calibration, default op selection (it quantizes biases
 to int32, which TensorRT's parser rejects; it is here for accuracy only).
@@ -32,7 +33,8 @@ from resnet_deploy.models.weights import bundled_checkpoints, load_model
 from resnet_deploy.passes.fp16 import to_fp16
 from resnet_deploy.precision.calibration import DEFAULT_METHOD, batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static
-from resnet_deploy.precision.qdq import insert_qdq, name_nodes, plan_qdq
+from resnet_deploy.precision.ptq import calibration_tensors
+from resnet_deploy.precision.qdq import PLACEMENTS, insert_qdq, name_nodes, plan_qdq
 
 ROOT = Path(__file__).resolve().parent
 METHODS: list[tuple[str, str, float]] = [
@@ -79,22 +81,24 @@ def run_checkpoint(weights: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray
     add("FP16 (fp32 io)", "fp16", predict(fp16, x), time.perf_counter() - t)
 
     named = name_nodes(fp32)
-    plan = plan_qdq(named)
+    plans = [plan_qdq(named, p) for p in PLACEMENTS]
     t = time.perf_counter()
-    stats = calibrate(named, plan.tensors, batches_of(calib, 32))
+    stats = calibrate(named, calibration_tensors(plans), batches_of(calib, 32))
     calib_seconds = time.perf_counter() - t
-    for name, method, pct in METHODS:
-        t = time.perf_counter()
-        amax = plan_amax(stats, plan, method, pct or 99.99)
-        q, _ = insert_qdq(named, plan, amax)
-        add(
-            f"INT8 ours, {name}",
-            "int8_ours",
-            predict(q, x),
-            calib_seconds + time.perf_counter() - t,
-            method=method,
-            default=(method == DEFAULT_METHOD and (method != "percentile" or pct == 99.99)),
-        )
+    for plan in plans:
+        for name, method, pct in METHODS:
+            t = time.perf_counter()
+            amax = plan_amax(stats, plan, method, pct or 99.99)
+            q, _ = insert_qdq(named, plan, amax)
+            add(
+                f"INT8 ours ({plan.placement} placement), {name}",
+                "int8_ours",
+                predict(q, x),
+                calib_seconds + time.perf_counter() - t,
+                method=method,
+                placement=plan.placement,
+                default=(method == DEFAULT_METHOD and (method != "percentile" or pct == 99.99)),
+            )
     for method in ("minmax", "percentile"):
         t = time.perf_counter()
         q = ort_quantize_static(fp32, calib, method=method)
@@ -130,7 +134,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def default_choice(report: dict[str, Any]) -> str:
-    """The INT8 variant with the highest mean agreement with FP32 predictions over the checkpoints.
+    """The calibration method with the highest mean agreement with FP32 predictions over checkpoints and placements.
 
     Agreement is the criterion because top-1 differences between methods are a few images out of 10,000 (noise),
     while agreement counts every prediction quantization changed, right or wrong.
@@ -139,12 +143,12 @@ def default_choice(report: dict[str, Any]) -> str:
     for ck in report["checkpoints"]:
         for r in ck["rows"]:
             if r["kind"] == "int8_ours":
-                scores.setdefault(r["variant"], []).append(r["agreement_with_fp32"])
+                scores.setdefault(r["variant"].split(", ", 1)[1], []).append(r["agreement_with_fp32"])
     ranked = sorted(scores.items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))
-    table = ", ".join(f"{name.removeprefix('INT8 ours, ')} {sum(v) / len(v):.2f}" for name, v in ranked)
+    table = ", ".join(f"{name} {sum(v) / len(v):.2f}" for name, v in ranked)
     return (
-        "Mean agreement with the FP32 predictions over the checkpoints (higher is better; top-1 differences between "
-        f"methods are within a few images): {table}. Best: {ranked[0][0].removeprefix('INT8 ours, ')}."
+        "Mean agreement with the FP32 predictions over the checkpoints and both placements (higher is better; top-1 "
+        f"differences between methods are within a few images): {table}. Best: {ranked[0][0]}."
     )
 
 
@@ -176,9 +180,12 @@ def main() -> None:
         "default_method": DEFAULT_METHOD,
         "checkpoints": [],
         "notes": (
-            "INT8 ours: symmetric int8, per-channel weights, TensorRT's ResNet Q/DQ placement (Conv/Gemm inputs, "
-            "residual identity inputs, nothing on biases or Conv outputs); ranges from one calibration pass, amax by "
-            "each method (the network-input tensor always by max: see precision.calibration.plan_amax). "
+            "INT8 ours, tensorrt placement: symmetric int8, per-channel weights, TensorRT's ResNet Q/DQ placement "
+            "(Conv/Gemm inputs, residual identity inputs, nothing on biases or Conv outputs). onnxruntime placement: "
+            "uint8 activations on every Conv/Add input and output (zero point 0 after Relu, 128 otherwise), "
+            "per-channel 7-bit weights, int32 biases, Relus folded into the Qs; ONNX Runtime runs it as QLinearConv/"
+            "QLinearAdd. Ranges from one calibration pass, amax by each method (the network-input tensor always by "
+            "max: see precision.calibration.plan_amax). "
             "ORT quantize_static: QDQ, per_channel, int8 activations+weights, symmetric, same images."
         ),
     }

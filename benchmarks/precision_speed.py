@@ -39,7 +39,7 @@ import torch
 from resnet_deploy.benchmark.machine import machine_info
 from resnet_deploy.export import export_onnx
 from resnet_deploy.models import build_model
-from resnet_deploy.models.weights import ModelInfo
+from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
 from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static
 from resnet_deploy.precision.qdq import PLACEMENTS, insert_qdq, name_nodes, plan_qdq
@@ -49,15 +49,7 @@ ROOT = Path(__file__).resolve().parent
 
 def resnet50_fp32(seed: int = 0) -> onnx.ModelProto:
     torch.manual_seed(seed)
-    net = build_model("resnet50", 1000, 3).eval()
-    g = torch.Generator().manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) * 0.8 + 0.2)
-            m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+    net = randomize_batchnorm(build_model("resnet50", 1000, 3), seed).eval()
     return export_onnx(net, ModelInfo(arch="resnet50"))[0]
 
 

@@ -114,33 +114,21 @@ def build_pair(
 
 
 def ort_reference_int8(fp32: Path, out: Path, reuse: bool) -> Path:
-    """ONNX Runtime's own quantize_static (QDQ, u8 activations, per-channel s8 weights, Q/DQ around every Conv
-    output too) on 16 synthetic images: NOT a resnet-deploy graph, a yardstick for what ORT's CPU INT8 kernels
-    reach on this machine with the placement its fusions expect."""
+    """ONNX Runtime's own quantize_static (QDQ, uint8 asymmetric activations, per-channel int8 weights, MinMax) on
+    16 synthetic images: NOT a resnet-deploy graph, a yardstick for what ORT's CPU INT8 kernels reach on this
+    machine with the placement its fusions expect."""
     import numpy as np
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    import onnx
+
+    from resnet_deploy._io import atomic_write_bytes
+    from resnet_deploy.precision.peers import ort_quantize_static
 
     if reuse and out.exists():
         return out
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            rng = np.random.default_rng(0)
-            self.items = iter([{"input": rng.random((1, 3, 224, 224), dtype=np.float32)} for _ in range(16)])
-
-        def get_next(self) -> dict[str, Any] | None:
-            return next(self.items, None)
-
     say(f"ORT quantize_static reference for {fp32.name}")
-    quantize_static(
-        str(fp32),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    calib = np.random.default_rng(0).random((16, 3, 224, 224), dtype=np.float32)
+    q = ort_quantize_static(onnx.load(str(fp32)), calib, symmetric=False, batch=1)
+    atomic_write_bytes(out, q.SerializeToString())
     return out
 
 

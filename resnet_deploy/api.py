@@ -547,10 +547,12 @@ def load_runtime_model(spec: str | Path, arch: str | None = None, input_size: in
 
     if str(spec) in bundled_checkpoints() or Path(spec).suffix.lower() in CHECKPOINT_SUFFIXES:
         from .backends.torch_eager import TorchModel
-        from .models.weights import load_model
+        from .models.weights import load_model, resolve_weights
 
         module, info = load_model(arch, spec, input_size=input_size)
-        return TorchModel(module, info)
+        model = TorchModel(module, info)
+        model.path = resolve_weights(spec)  # reports then name the file, as for ONNX models and engines
+        return model
     for flag, value in (("--arch", arch), ("--input-size", input_size)):
         if value is not None:
             raise UserError(f"{flag} applies to PyTorch checkpoints, not to {spec}")

@@ -14,22 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_deploy.models.weights import ModelInfo
-
-
-def _randomize_bn(net: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm realistic statistics (not the 0/1 of a fresh network) so folding has work to do."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
-                m.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.4)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.num_batches_tracked.fill_(1000)
-    return net
+from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
 
 
 def _torchvision_weights(arch: str, path: Path, num_classes: int = 1000, seed: int = 0) -> Path:
@@ -37,7 +22,7 @@ def _torchvision_weights(arch: str, path: Path, num_classes: int = 1000, seed: i
     from resnet_deploy.models import build_model
 
     torch.manual_seed(seed)
-    net = _randomize_bn(build_model(arch, num_classes), seed)
+    net = randomize_batchnorm(build_model(arch, num_classes), seed)
     torch.save(net.state_dict(), path)
     return path
 
@@ -45,7 +30,7 @@ def _torchvision_weights(arch: str, path: Path, num_classes: int = 1000, seed: i
 @pytest.fixture(scope="session")
 def randomize_bn() -> Callable[..., nn.Module]:
     """``randomize_bn(net, seed=0) -> net``: realistic BatchNorm statistics, in place."""
-    return _randomize_bn
+    return randomize_batchnorm
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
@@ -41,26 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-ENGINE_OR_ONNX = (".onnx", ".engine", ".plan", ".trt")
-
-
-def load_any(spec: str, arch: str | None = None) -> InferenceModel:
-    """An :class:`InferenceModel` for an ONNX file or engine (``resnet_deploy.runtime.load``) or a checkpoint."""
-    if Path(spec).suffix.lower() in ENGINE_OR_ONNX:
-        if arch is not None:
-            raise UserError(f"--arch applies to PyTorch checkpoints, not to {spec}")
-        from ..runtime import load
-
-        return load(spec)
-    from ..backends.torch_eager import TorchModel
-    from ..models.weights import load_model, resolve_weights
-
-    module, info = load_model(arch, spec)
-    model = TorchModel(module, info)
-    model.path = resolve_weights(spec)  # reports then name the file, as for ONNX models and engines
-    return model
-
-
 def _info_for(model: InferenceModel) -> ModelInfo | None:
     """The model's ModelInfo, or one read off a foreign graph's static input shape (for image preprocessing)."""
     from ..models.weights import ModelInfo
@@ -75,6 +54,7 @@ def _info_for(model: InferenceModel) -> ModelInfo | None:
 
 def run(args: argparse.Namespace) -> int:
     from .._io import atomic_write_text, check_writable
+    from ..api import load_runtime_model
     from ..data.datasets import open_dataset
     from ..evaluate import evaluate
 
@@ -84,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     if args.output:
         check_writable(args.output)  # fail before a long evaluation, not after
-    model = load_any(args.model, args.arch)
+    model = load_runtime_model(args.model, args.arch)
     reference = None
     try:
         info = _info_for(model)
@@ -96,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"--data is required: {args.model} does not name the dataset it was trained on")
         dataset = open_dataset(spec, info)
         if args.reference:
-            reference = load_any(args.reference, args.reference_arch)
+            reference = load_runtime_model(args.reference, args.reference_arch)
         report = evaluate(
             model,
             dataset,

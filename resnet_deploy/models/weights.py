@@ -242,3 +242,20 @@ def save_checkpoint(path: str | Path, net: nn.Module, info: ModelInfo) -> Path:
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=info.to_metadata())
     return Path(path)
+
+
+def randomize_batchnorm(net: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm of ``net`` plausible statistics and affine parameters, in place (a fresh network has
+    mean 0 / variance 1, which makes BN folding and per-channel quantization trivially exact). For tests and speed
+    benchmarks with random weights."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
+                m.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.4)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.num_batches_tracked.fill_(1000)
+    return net

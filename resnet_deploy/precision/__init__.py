@@ -2,7 +2,8 @@
 
 The pipeline, one module per step:
 
-1. :mod:`.qdq` ``plan_qdq``: where Q/DQ goes (TensorRT's ResNet fusion rules);
+1. :mod:`.qdq` ``plan_qdq``: where Q/DQ goes (TensorRT's ResNet fusion rules for engines, or the groups ONNX
+   Runtime fuses into int8 kernels);
 2. :mod:`.calibration` ``calibrate``: run the FP32 graph on ONNX Runtime, stream per-tensor histograms;
 3. :mod:`.histogram`: ``amax`` per tensor by ``minmax``, ``percentile``, ``entropy`` (TensorRT's KL search) or
    ``mse``;
@@ -16,11 +17,12 @@ The pipeline, one module per step:
 from .calibration import DEFAULT_METHOD, CalibrationResult, calibrate
 from .histogram import METHODS, TensorStats, compute_amax
 from .ptq import Int8Options, Int8Result, quantize_int8
-from .qdq import QuantPlan, insert_qdq, name_nodes, plan_qdq
+from .qdq import PLACEMENTS, QuantPlan, insert_qdq, name_nodes, plan_qdq
 
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
+    "PLACEMENTS",
     "CalibrationResult",
     "Int8Options",
     "Int8Result",

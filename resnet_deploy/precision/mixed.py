@@ -5,10 +5,11 @@ within a budget.
 2. if the drop exceeds the budget, measure each layer's sensitivity: top-1 with only that layer left in float;
 3. greedily return layers to float, most sensitive first, until the drop is within budget.
 
-A layer "kept in float" has float32 weights and an un-quantized input in the ONNX (and its residual Q/DQ goes
-too). ONNX Runtime runs it in FP32. In a strongly typed TensorRT engine it also runs in FP32 (the graph's type);
-feeding the graph through the FP16 pass first is not supported (the FP16 pass refuses Q/DQ graphs), so the
-accuracy measured here is what TensorRT computes, at FP32 cost for those layers.
+A layer "kept in float" has float32 weights (and bias). In the TensorRT placement its input is not quantized either
+and its residual Q/DQ goes too; in the ONNX Runtime placement its input and output stay uint8, because its int8
+neighbours read and write them. ONNX Runtime runs it in FP32. In a strongly typed TensorRT engine it also runs in
+FP32 (the graph's type); feeding the graph through the FP16 pass first is not supported (the FP16 pass refuses Q/DQ
+graphs), so the accuracy measured here is what TensorRT computes, at FP32 cost for those layers.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def test_checkpoint_vs_its_onnx_export(tmp_path: Path, capsys: pytest.CaptureFix
         (lambda p: ["eval", str(p / "c.onnx"), "--data", str(p / "d.npz"), "--limit", "0"], "--limit"),
         (lambda p: ["eval", str(p / "c.onnx"), "--data", str(p / "d.npz"), "-o", str(p / "no/dir/r.json")], "folder"),
         (lambda p: ["eval", str(p / "c.onnx"), "--arch", "resnet20", "--data", str(p / "d.npz")], "--arch applies"),
-        (lambda p: ["eval", str(p / "d.npz"), "--data", str(p / "d.npz")], "unsupported weights format"),
+        (lambda p: ["eval", str(p / "d.npz"), "--data", str(p / "d.npz")], "is not a model"),
     ],
 )
 def test_errors_exit_2(

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from resnet_deploy.export import export_onnx
 from resnet_deploy.models.registry import build_model
-from resnet_deploy.models.weights import ModelInfo
+from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
 from resnet_deploy.passes.residual_fusion import (
     count_fused,
     fuse_residual_add_relu,
@@ -24,14 +24,7 @@ from resnet_deploy.plugins import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 def _export(arch: str, seed: int) -> onnx.ModelProto:
     """A ResNet at 64x64 with random, non-trivial BatchNorm statistics (so folding and residual sums matter)."""
     torch.manual_seed(seed)
-    model = build_model(arch, num_classes=1000)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.2)
-                m.bias.uniform_(-0.2, 0.2)
+    model = randomize_batchnorm(build_model(arch, num_classes=1000), seed)
     proto, _ = export_onnx(model.eval(), ModelInfo(arch=arch, input_size=64))
     return proto
 

@@ -9,7 +9,7 @@ import torch
 
 from resnet_deploy.export import export_onnx
 from resnet_deploy.models import NormalizedModel, build_model
-from resnet_deploy.models.weights import ModelInfo
+from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
 
 
 def trt_module():  # type: ignore[no-untyped-def]
@@ -44,29 +44,17 @@ def parse_and_build(model: onnx.ModelProto, max_batch: int = 4) -> int:
     return int(engine.nbytes)
 
 
-def _randomize_bn(net: torch.nn.Module, seed: int) -> None:
-    """Non-trivial BatchNorm statistics, so folding produces realistic weights and biases."""
-    g = torch.Generator().manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) * 0.8 + 0.2)
-            m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-
-
 def export_small(arch: str, seed: int = 0) -> tuple[onnx.ModelProto, ModelInfo]:
     torch.manual_seed(seed)
     if arch == "resnet20":
         net = build_model("resnet20", 10, 1)
         info = ModelInfo(arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353])
-        _randomize_bn(net, seed)
+        randomize_batchnorm(net, seed)
         model: torch.nn.Module = NormalizedModel(net, info.mean or [], info.std or [])
     else:
         net = build_model(arch, 10, 3)
         info = ModelInfo(arch=arch, num_classes=10, in_channels=3, input_size=64)
-        _randomize_bn(net, seed)
+        randomize_batchnorm(net, seed)
         model = net
     proto, _ = export_onnx(model.eval(), info)
     return proto, info
