@@ -379,7 +379,7 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
             kept = ", ".join(m.keep_float) or "none"
             result.notes.append(
                 f"mixed precision on {m.samples} eval images: FP32 {m.fp32_top1:.2f}%, all-INT8 {m.int8_top1:.2f}%, "
-                f"final {m.final_top1:.2f}% with {len(m.keep_float)} layer(s) kept in float: {kept}"
+                f"final {m.final_top1:.2f}% with {len(m.keep_float)} layer(s) kept in {m.keep_dtype}: {kept}"
             )
             if not m.within_budget:
                 result.warnings.append(f"could not meet --max-accuracy-drop {m.max_drop}: every layer is in float")

@@ -5,11 +5,11 @@ within a budget.
 2. if the drop exceeds the budget, measure each layer's sensitivity: top-1 with only that layer left in float;
 3. greedily return layers to float, most sensitive first, until the drop is within budget.
 
-A layer "kept in float" has float32 weights (and bias). In the TensorRT placement its input is not quantized either
-and its residual Q/DQ goes too; in the ONNX Runtime placement its input and output stay uint8, because its int8
-neighbours read and write them. ONNX Runtime runs it in FP32. In a strongly typed TensorRT engine it also runs in
-FP32 (the graph's type); feeding the graph through the FP16 pass first is not supported (the FP16 pass refuses Q/DQ
-graphs), so the accuracy measured here is what TensorRT computes, at FP32 cost for those layers.
+A layer "kept in float" has float32 weights (and bias), or float16 ones between two Casts where the graph is
+for TensorRT (``keep_dtype`` "fp16"; ONNX Runtime's CPU kernels gain nothing from FP16). In the TensorRT
+placement its input is not quantized either and its residual Q/DQ goes too; in the ONNX Runtime placement its
+input and output stay uint8, because its int8 neighbours read and write them. A strongly typed TensorRT engine
+runs the layer in the graph's type, so the accuracy measured here on ONNX Runtime is what TensorRT computes.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class MixedPrecisionResult:
     sensitivity: dict[str, float] = field(default_factory=dict)  # layer -> top-1 gain when left in float
     evaluations: int = 0
     within_budget: bool = True
+    keep_dtype: str = "fp32"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -63,6 +64,7 @@ class MixedPrecisionResult:
             "int8_top1": self.int8_top1,
             "final_top1": self.final_top1,
             "keep_float": list(self.keep_float),
+            "keep_dtype": self.keep_dtype,
             "sensitivity": dict(self.sensitivity),
             "evaluations": self.evaluations,
             "within_budget": self.within_budget,
@@ -77,6 +79,7 @@ def search_keep_float(
     y: np.ndarray,
     max_drop: float,
     on_step: Callable[[str], None] | None = None,
+    keep_dtype: str = "fp32",
 ) -> MixedPrecisionResult:
     """Choose the layers to keep in float so that top-1 on (x, y) drops by at most ``max_drop`` points."""
     if max_drop < 0:
@@ -89,11 +92,11 @@ def search_keep_float(
             on_step(msg)
 
     def measure(keep: set[str]) -> float:
-        q, _ = insert_qdq(model, plan, amax, keep)
+        q, _ = insert_qdq(model, plan, amax, keep, keep_dtype)
         result.evaluations += 1
         return top1(q, x, y)
 
-    result = MixedPrecisionResult(max_drop, len(x), 0.0, 0.0, 0.0)
+    result = MixedPrecisionResult(max_drop, len(x), 0.0, 0.0, 0.0, keep_dtype=keep_dtype)
     say("evaluating FP32")
     result.fp32_top1 = top1(model, x, y)
     say("evaluating INT8")

@@ -32,6 +32,11 @@ class Int8Options:
     #: Q/DQ placement (:mod:`.qdq`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime) or "onnxruntime"
     #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it)
     placement: str = "tensorrt"
+    #: dtype of layers kept out of int8 by ``max_accuracy_drop``; None: fp16 for TensorRT, fp32 for ONNX Runtime
+    keep_dtype: str | None = None
+
+    def resolved_keep_dtype(self) -> str:
+        return self.keep_dtype or ("fp16" if self.placement == "tensorrt" else "fp32")
 
     def resolved_method(self) -> str:
         return self.method or DEFAULT_METHOD
@@ -45,6 +50,8 @@ class Int8Options:
             raise UserError("--calib-percentile only applies to --calib-method percentile")
         if self.placement not in PLACEMENTS:
             raise UserError(f"unknown Q/DQ placement '{self.placement}' (choose from {', '.join(PLACEMENTS)})")
+        if self.keep_dtype is not None and self.keep_dtype not in ("fp32", "fp16"):
+            raise UserError(f"unknown dtype '{self.keep_dtype}' for layers kept out of int8 (choose fp32 or fp16)")
         if self.batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {self.batch_size}")
 
@@ -157,11 +164,13 @@ def quantize_int8(
             raise UserError("--max-accuracy-drop needs evaluation data (--eval-data)")
         ex, ey = eval_data
         check_data_shape(named, tuple(ex.shape[1:]), "evaluation data")
-        mixed = search_keep_float(named, plan, amax, ex, ey, options.max_accuracy_drop, on_step=say)
+        mixed = search_keep_float(
+            named, plan, amax, ex, ey, options.max_accuracy_drop, on_step=say, keep_dtype=options.resolved_keep_dtype()
+        )
         keep = set(mixed.keep_float)
 
     say(f"inserting Q/DQ ({options.placement} placement)")
-    quantized, report = insert_qdq(named, plan, amax, keep)
+    quantized, report = insert_qdq(named, plan, amax, keep, options.resolved_keep_dtype())
     report.notes.append(f"ranges: {method} ({source}, {samples} samples)")
     return Int8Result(
         model=quantized,

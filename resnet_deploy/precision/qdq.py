@@ -319,16 +319,26 @@ def quantize_weight(w: np.ndarray, axis: int, qmax: int = QMAX) -> tuple[np.ndar
     return q, scale
 
 
+KEEP_DTYPES = ("fp32", "fp16")
+
+
 def insert_qdq(
-    model: onnx.ModelProto, plan: QuantPlan, amax: dict[str, float], keep_float: set[str] | frozenset[str] = frozenset()
+    model: onnx.ModelProto,
+    plan: QuantPlan,
+    amax: dict[str, float],
+    keep_float: set[str] | frozenset[str] = frozenset(),
+    keep_dtype: str = "fp32",
 ) -> tuple[onnx.ModelProto, PassReport]:
     """Insert Q/DQ per ``plan`` with activation ranges ``amax`` (tensor -> amax).
 
-    Layers named in ``keep_float`` keep float weights (mixed precision). In the ``tensorrt`` placement their input
-    is not quantized either, and the residual Q/DQ fused with them goes; in the ``onnxruntime`` placement their
-    input and output stay quantized (the neighbouring int8 kernels read and write them), only the weights and bias
-    stay float.
+    Layers named in ``keep_float`` stay in float (mixed precision): float32 weights, or with ``keep_dtype`` "fp16"
+    float16 weights between two Casts (a strongly typed TensorRT engine then runs them in FP16). In the
+    ``tensorrt`` placement their input is not quantized either, and the residual Q/DQ fused with them goes; in the
+    ``onnxruntime`` placement their input and output stay quantized (the neighbouring int8 kernels read and write
+    them), only the weights and bias are float.
     """
+    if keep_dtype not in KEEP_DTYPES:
+        raise UserError(f"unknown dtype '{keep_dtype}' for layers kept out of int8 (choose fp32 or fp16)")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 13:
         raise UserError(f"INT8 needs opset >= 13 (per-channel DequantizeLinear); the model has opset {opset}")
@@ -420,6 +430,11 @@ def insert_qdq(
         before.setdefault(site.node, []).append(dq)
         report.count("bias_int32")
 
+    if keep_dtype == "fp16":
+        for name in sorted(keep_float):
+            _to_fp16(nodes[name], inits, new_inits, before, after)
+            report.count("layers_kept_fp16")
+
     folded = {t for t in by_tensor if t in plan.relu_inputs}
     ordered: list[onnx.NodeProto] = []
     for inp in g.input:
@@ -449,3 +464,28 @@ def insert_qdq(
         report.notes.append("kept in float: " + ", ".join(sorted(keep_float)))
     onnx.checker.check_model(model)
     return model, report
+
+
+def _to_fp16(
+    node: onnx.NodeProto,
+    inits: dict[str, onnx.TensorProto],
+    new_inits: list[onnx.TensorProto],
+    before: dict[str, list[onnx.NodeProto]],
+    after: dict[str, list[onnx.NodeProto]],
+) -> None:
+    """Run ``node`` (a float Conv/Gemm) in float16: fp16 copies of its weight and bias, Casts around it."""
+    fp16_max = float(np.finfo(np.float16).max)
+    for k in (1, 2):
+        if k < len(node.input) and node.input[k] in inits:
+            w = numpy_helper.to_array(inits[node.input[k]])
+            name = f"{node.name}/input{k}_fp16"
+            new_inits.append(numpy_helper.from_array(np.clip(w, -fp16_max, fp16_max).astype(np.float16), name))
+            node.input[k] = name
+    x16, y16, y = f"{node.name}/input_fp16", f"{node.name}/output_fp16", node.output[0]
+    before.setdefault(node.name, []).append(
+        helper.make_node("Cast", [node.input[0]], [x16], name=f"{node.name}/Cast_to_fp16", to=TensorProto.FLOAT16)
+    )
+    node.input[0] = x16
+    node.output[0] = y16
+    cast_back = helper.make_node("Cast", [y16], [y], name=f"{node.name}/Cast_to_fp32", to=TensorProto.FLOAT)
+    after[y16] = [cast_back, *after.pop(y, [])]

@@ -167,3 +167,30 @@ def test_network_input_is_calibrated_by_max_whatever_the_method(resnet20_fp32: o
     amax = plan_amax(result, plan, "entropy")
     assert amax[first_conv.tensor] == pytest.approx(result.stats[first_conv.tensor].amax)
     assert amax[first_conv.tensor] == pytest.approx((1.0 - 0.286) / 0.353, rel=1e-4)
+
+
+def test_kept_layer_in_fp16_runs_and_builds(resnet18_fp32: onnx.ModelProto, trt_build) -> None:  # type: ignore[no-untyped-def]
+    named = name_nodes(resnet18_fp32)
+    plan = plan_qdq(named)
+    x = np.random.default_rng(0).random((8, 3, 64, 64), dtype=np.float32)
+    amax = calibrate(named, plan.tensors, batches_of(x, 8)).amax("percentile")
+    residual = next(s for s in plan.activations if s.kind == "residual")
+    keep = frozenset({plan.layers[0], residual.fused_with})  # the stem, and a conv whose output feeds an Add
+    q16, report = insert_qdq(named, plan, amax, keep, "fp16")
+    q32, _ = insert_qdq(named, plan, amax, keep)
+    assert report.changes["layers_kept_fp16"] == 2
+    nodes = {n.name: n for n in q16.graph.node}
+    inits = {t.name: t for t in q16.graph.initializer}
+    for name in keep:
+        assert inits[nodes[name].input[1]].data_type == TensorProto.FLOAT16
+    assert Counter(n.op_type for n in q16.graph.node)["Cast"] == 4
+    a, b = OnnxRuntimeModel(q32).predict(x), OnnxRuntimeModel(q16).predict(x)
+    assert np.abs(a - b).max() < 0.1 * np.abs(a).max()  # int8 noise, not a broken graph
+    assert trt_build(q16) > 0
+    # every layer kept: no int8 left, an FP16 network that must match FP32 to FP16 rounding
+    all16, _ = insert_qdq(named, plan, amax, frozenset(plan.layers), "fp16")
+    assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in all16.graph.node}
+    ref = OnnxRuntimeModel(named).predict(x)
+    assert np.abs(OnnxRuntimeModel(all16).predict(x) - ref).max() < 1e-2 * np.abs(ref).max()
+    with pytest.raises(UserError, match="unknown dtype"):
+        insert_qdq(named, plan, amax, keep, "bf16")
