@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated subset of models (resnet18,...,fmnist_resnet20)")
     ap.add_argument(
         "--note",
-        default="2-core VM shared with other jobs (model training, other developers' tests) during the run: "
-        "see the load averages; ratios between models measured interleaved hold better than absolute figures",
+        default="2-core VM that other jobs may share during the run: see the load averages; ratios between models "
+        "measured interleaved hold better than absolute figures",
     )
     args = ap.parse_args(argv)
     from resnet_deploy.benchmark import parse_batches

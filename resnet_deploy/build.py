@@ -302,6 +302,20 @@ def _eval_data(o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None) 
     return x, y
 
 
+def _can_time_engines() -> tuple[bool, str]:
+    """Whether ``--residual-fusion auto`` can build and time both engines here (full TensorRT, a GPU,
+    cuda-python), and why not."""
+    from .backends.tensorrt import tensorrt_status
+    from .plugins import residual_add_relu_trt as plug
+
+    st = tensorrt_status()
+    if not st["can_run"]:
+        return False, str(st["reason"])
+    if not plug.tensorrt_available():
+        return False, f"the plugin needs the full tensorrt module ({st['flavour']} {st['version']} is loaded)"
+    return True, ""
+
+
 def _residual_fusion(
     o: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Progress
 ) -> onnx.ModelProto:
@@ -312,9 +326,14 @@ def _residual_fusion(
         if backend != "tensorrt":
             choice, why = "native", "auto: the plugin only matters to TensorRT; ONNX Runtime builds stay native"
         else:
-            choice, why = "native", "auto: timing both engines is not implemented yet; native chosen"
+            ok, reason = _can_time_engines()
+            if ok:
+                choice, why = "timed", "auto: both engines built and timed on this GPU"
+            else:
+                choice, why = "native", f"auto: cannot time engines here ({reason}); native chosen"
         record["reason"] = why
-        result.notes.append(why)
+        if choice != "timed":
+            result.notes.append(why)
     record["chosen"] = choice
     if choice == "plugin":
         from .passes.residual_fusion import fuse_residual_add_relu
@@ -324,6 +343,78 @@ def _residual_fusion(
         result.reports.append(rep)
     result.residual_fusion = record
     return model
+
+
+def _build_timed_engines(
+    model: onnx.ModelProto,
+    out: Path,
+    eopts: Any,
+    info: ModelInfo | None,
+    extra: dict[str, Any],
+    result: BuildResult,
+    say: Progress,
+) -> tuple[Any, onnx.ModelProto]:
+    """``--residual-fusion auto`` on a TensorRT GPU: build the native and the plugin engine, time both here, keep
+    the faster at ``out``. Returns (engine report, the ONNX that engine was built from).
+
+    NEVER RUN: it needs full TensorRT with a GPU. What surrounds the GPU work (the choice, moving the winner and
+    its sidecar into place) is :func:`keep_timed_engine`, tested with TensorRT-RTX engines.
+    """
+    import tempfile
+
+    from .backends.tensorrt.builder import build_engine
+    from .passes.residual_fusion import fuse_residual_add_relu
+    from .plugins import residual_add_relu_trt as plug
+
+    plug.register_python_plugin()
+    fused, rep = fuse_residual_add_relu(model)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".resnet-deploy-auto-") as d:
+        reports = {}
+        for name, graph in (("native", model), ("plugin", fused)):
+            say("tensorrt", f"building the {name} engine")
+            reports[name] = build_engine(
+                graph, Path(d) / f"{name}.engine", eopts, info, {**extra, "residual_fusion": name}
+            )
+        say("tensorrt", "timing both engines on this GPU")
+        native_t, plugin_t = plug.time_engines([reports["native"].engine_path, reports["plugin"].engine_path])
+        engine = keep_timed_engine(reports, plug.residual_fusion_choice(native_t, plugin_t), out, result)
+    if result.residual_fusion["chosen"] == "plugin":
+        result.reports.append(rep)
+        return engine, fused
+    return engine, model
+
+
+def keep_timed_engine(reports: dict[str, Any], choice: dict[str, Any], out: Path, result: BuildResult) -> Any:
+    """Move the engine ``choice`` picked (see ``plugins.residual_add_relu_trt.residual_fusion_choice``) from
+    ``reports`` (name -> EngineBuildReport of an engine built elsewhere) to ``out``, recording both timings in
+    its sidecar and in ``result``; returns the moved engine's report."""
+    import dataclasses
+    import os
+
+    from .backends.tensorrt import sidecar as sc
+
+    chosen = str(choice["residual_fusion"])
+    report = reports[chosen]
+    timing = {
+        "residual_fusion": chosen,
+        "residual_fusion_reason": "auto: both engines built and timed on this GPU",
+        "residual_fusion_native_median_ms": choice["native_median_ms"],
+        "residual_fusion_plugin_median_ms": choice["plugin_median_ms"],
+        "residual_fusion_plugin_speedup": choice["plugin_speedup"],
+    }
+    meta = sc.read(report.sidecar_path)
+    meta["engine"]["file"] = out.name
+    meta["extra"].update(timing)
+    side = sc.sidecar_path(out)
+    sc.write(report.sidecar_path, meta)
+    os.replace(report.engine_path, out)
+    os.replace(report.sidecar_path, side)
+    result.residual_fusion.update(chosen=chosen, measurement=choice)
+    result.notes.append(
+        f"auto: native {choice['native_median_ms']:.3f} ms, plugin {choice['plugin_median_ms']:.3f} ms median on "
+        f"this GPU; kept {chosen}"
+    )
+    return dataclasses.replace(report, engine_path=out, sidecar_path=side)
 
 
 def _metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:
@@ -416,11 +507,15 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
             "residual_fusion_reason": result.residual_fusion.get("reason"),
         }
         if result.int8 is not None:
+            eopts.calibration_cache_sha256 = result.int8.cache.sha256()
             extra["calibration_samples"] = result.int8.samples
             extra["calibration_data"] = result.calibration_data
-            extra["calibration_cache_sha256"] = result.int8.cache.sha256()
             extra["qdq_placement"] = result.int8.placement
-        result.engine = build_engine(model, out, eopts, info, extra)
+        if result.residual_fusion.get("chosen") == "timed":
+            result.engine, model = _build_timed_engines(model, out, eopts, info, extra, result, say)
+            data = model.SerializeToString()
+        else:
+            result.engine = build_engine(model, out, eopts, info, extra)
         if o.emit_onnx is not None:
             result.emitted_onnx = atomic_write_bytes(o.emit_onnx, data)
     result.output_bytes = out.stat().st_size

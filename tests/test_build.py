@@ -139,6 +139,16 @@ def test_plugin_rewrite_runs_on_onnxruntime(ckpt: Path, tmp_path: Path) -> None:
 def test_auto_residual_fusion_without_tensorrt_falls_back_to_native(ckpt: Path, tmp_path: Path) -> None:
     r = build(BuildOptions(output=tmp_path / "a.onnx", weights=ckpt, residual_fusion="auto"))
     assert r.residual_fusion["chosen"] == "native" and "reason" in r.residual_fusion
+    if _trt_available():
+        from resnet_deploy.backends.tensorrt import tensorrt_status
+
+        if not tensorrt_status()["can_run"]:  # builds engines, cannot time them: says why, keeps native
+            e = build(
+                BuildOptions(output=tmp_path / "a.engine", weights=ckpt, backend="tensorrt", residual_fusion="auto")
+            )
+            assert e.residual_fusion["chosen"] == "native"
+            assert e.residual_fusion["reason"].startswith("auto: cannot time engines here")
+            assert json.loads(e.engine.sidecar_path.read_text())["extra"]["residual_fusion"] == "native"
 
 
 @pytest.mark.skipif(not _trt_available(), reason="no TensorRT / TensorRT-RTX installed")
@@ -161,7 +171,41 @@ def test_tensorrt_engine(ckpt: Path, calib_npz: Path, tmp_path: Path, precision:
     assert side["extra"]["residual_fusion"] == "native"
     if precision == "int8":
         assert side["extra"]["qdq_placement"] == "tensorrt"
-        assert side["extra"]["calibration_cache_sha256"] == r.int8.cache.sha256()
+        assert side["calibration"]["cache_sha256"] == r.int8.cache.sha256()
+
+
+@pytest.mark.skipif(not _trt_available(), reason="no TensorRT / TensorRT-RTX installed")
+def test_auto_residual_fusion_keeps_the_timed_winner(ckpt: Path, tmp_path: Path) -> None:
+    """What surrounds the GPU timing of --residual-fusion auto: two real engines (TensorRT-RTX builds them without
+    a GPU), a timing record as time_engines returns it on a GPU, and the winner moved into place with its sidecar."""
+    from resnet_deploy.backends.tensorrt import sidecar as sc
+    from resnet_deploy.build import BuildResult, keep_timed_engine
+    from resnet_deploy.plugins.residual_add_relu_trt import EngineTiming, residual_fusion_choice
+
+    work = tmp_path / "work"
+    work.mkdir()
+    reports = {}
+    for name, fusion in (("native", "native"), ("plugin", "plugin")):
+        opts = BuildOptions(output=work / f"{name}.engine", weights=ckpt, backend="tensorrt", residual_fusion=fusion)
+        reports[name] = build(opts).engine
+    plugin_bytes = reports["plugin"].engine_path.read_bytes()
+    shapes = {"input": (1, 1, 28, 28)}
+    choice = residual_fusion_choice(
+        EngineTiming(str(reports["native"].engine_path), 0.50, 0.51, 0.49, 100, shapes),
+        EngineTiming(str(reports["plugin"].engine_path), 0.40, 0.41, 0.39, 120, shapes),
+    )
+    out = tmp_path / "m.engine"
+    result = BuildResult(output=out, backend="tensorrt", precision="fp32", info=None, source="test")
+    result.residual_fusion = {"requested": "auto", "chosen": "timed"}
+    moved = keep_timed_engine(reports, choice, out, result)
+    assert moved.engine_path == out and out.read_bytes() == plugin_bytes
+    _, meta, _ = sc.verify_engine_file(out, None, None)  # the sidecar moved with it and still matches
+    assert meta["engine"]["file"] == "m.engine"
+    assert meta["extra"]["residual_fusion"] == "plugin"
+    assert meta["extra"]["residual_fusion_native_median_ms"] == 0.5
+    assert meta["extra"]["residual_fusion_plugin_median_ms"] == 0.4
+    assert result.residual_fusion["chosen"] == "plugin" and "kept plugin" in result.notes[-1]
+    assert not reports["plugin"].engine_path.exists() and reports["native"].engine_path.exists()
 
 
 def test_auto_backend_without_gpu_picks_onnxruntime(ckpt: Path, tmp_path: Path) -> None:

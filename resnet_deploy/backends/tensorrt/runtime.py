@@ -252,6 +252,11 @@ class TensorRTModel(InferenceModel):
         # ---- NEVER RUN below this line (needs a GPU TensorRT runs on) ----
         self._cuda = _cuda_api()
         self._cuda.set_device(device)
+        if meta["extra"].get("residual_fusion") == "plugin":
+            # the Python IPluginV3 lives in this process: TensorRT needs it registered before deserializing
+            from ...plugins.residual_add_relu_trt import register_python_plugin
+
+            register_python_plugin()
         self._runtime, self.engine = deserialize_engine_bytes(data)
         trt_mod = compat.trt
         inputs = [
