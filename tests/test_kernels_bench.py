@@ -47,3 +47,13 @@ def test_int8_reference_is_onnx_rounding(bench: ModuleType) -> None:
     a = np.array([1, 3, 5, 127, -128], np.int8)
     b = np.array([0, 0, 0, 127, 0], np.int8)
     np.testing.assert_array_equal(bench._int8_reference(a, b, 0.5, 0.5, 1.0), [0, 2, 2, 127, 0])
+
+
+def test_device_check_script_parses_and_names_both_benchmarks() -> None:
+    """benchmarks/run_device_checks.sh is what a session with a lent GPU runs: it must at least be valid bash."""
+    import subprocess
+
+    script = SCRIPT.parent / "run_device_checks.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "bench_residual_kernel.py --build" in text and "gpu_baselines.py" in text
