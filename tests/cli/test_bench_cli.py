@@ -131,7 +131,15 @@ def test_ctrl_c_writes_partial_json_and_exits_130(r20: tuple[Path, Path], tmp_pa
     out = tmp_path / "partial.json"
     cmd = [sys.executable, "-m", "resnet_deploy", "bench", str(r20[0]), "--batch", "1,2", "--duration", "6"]
     cmd += ["--min-iterations", "1", "--warmup", "0", "--json", str(out), "--quiet", "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts a job in the background (`cmd &`) makes it ignore SIGINT, and Python then installs no
+    # KeyboardInterrupt handler: restore the default so the test means the same wherever the suite is started.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         # The report is first written when batch 1 finishes (6 s); interrupt during batch 2.
         deadline = time.monotonic() + 240
