@@ -357,6 +357,7 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         "initializer_bytes": init_bytes,
         "parameters": n_params,
         "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
+        "qdq_placement": next((p.value for p in model.metadata_props if p.key == "resnet_deploy.qdq_placement"), None),
         "batchnorm_nodes": ops.get("BatchNormalization", 0),
         "plugin_nodes": dict(plugins),
         "model_info": info_dict,

@@ -60,6 +60,9 @@ def test_onnxruntime_precisions(ckpt: Path, calib_npz: Path, tmp_path: Path, pre
         assert r.int8.samples == 16 and r.calibration_data == str(calib_npz)
         assert meta["resnet_deploy.calibration"] == "percentile:16"
         assert meta["resnet_deploy.qdq_placement"] == r.int8.placement == "onnxruntime"  # the backend's own
+        from resnet_deploy.api import inspect_onnx
+
+        assert inspect_onnx(r.output)["qdq_placement"] == "onnxruntime"
     assert any(line.startswith("wrote ONNX") for line in summary_lines(r))
     json.dumps(r.to_dict())
 

@@ -44,7 +44,8 @@ def format_onnx_summary(d: dict[str, Any]) -> str:
         f"{d['initializer_bytes'] / 1e6:.2f} MB"
     )
     lines.append(f"batchnorm   {d['batchnorm_nodes']}")
-    lines.append(f"q/dq nodes  {d['qdq_nodes']}")
+    placement = f" ({d['qdq_placement']} placement)" if d.get("qdq_placement") else ""
+    lines.append(f"q/dq nodes  {d['qdq_nodes']}{placement}")
     plugins = d["plugin_nodes"]
     lines.append("plugins     " + (", ".join(f"{k} {v}" for k, v in plugins.items()) if plugins else "none"))
     info = d["model_info"]
