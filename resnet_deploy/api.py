@@ -367,6 +367,7 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
 
 
 def _engine_inspector() -> Any:
+    trt_inspect: Any
     try:
         from .backends.tensorrt import inspect as trt_inspect
     except ImportError:

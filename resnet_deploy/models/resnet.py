@@ -256,6 +256,9 @@ class CifarResNet(nn.Module):
 class Normalize(nn.Module):
     """Per-channel (x - mean) / std as the model's first op, so the graph takes raw [0, 1] pixels."""
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))

@@ -251,11 +251,12 @@ def randomize_batchnorm(net: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None and m.running_var is not None:
                 n = m.num_features
                 m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
                 m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
                 m.weight.copy_(torch.rand(n, generator=g) * 0.8 + 0.4)
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.num_batches_tracked.fill_(1000)
+                if m.num_batches_tracked is not None:
+                    m.num_batches_tracked.fill_(1000)
     return net

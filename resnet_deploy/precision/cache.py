@@ -129,8 +129,8 @@ def load_cache(path: str | Path) -> CalibrationCache:
             raise UserError(f"calibration cache {path}: invalid range {v!r} for tensor '{k}'")
         clean[str(k)] = float(v)
     method = doc.get("method")
-    params = doc.get("params") if isinstance(doc.get("params"), dict) else {}
-    data = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+    params: dict[str, Any] = doc["params"] if isinstance(doc.get("params"), dict) else {}
+    data: dict[str, Any] = doc["data"] if isinstance(doc.get("data"), dict) else {}
     if not isinstance(method, str):
         raise UserError(f"calibration cache {path} does not say which method made it")
     return CalibrationCache(graph=graph, method=method, params=params, data=data, amax=clean)

@@ -123,6 +123,7 @@ def quantize_int8(
     cache_path = Path(options.cache_path) if options.cache_path is not None else None
     cache_to_write: Path | None = None
 
+    params: dict[str, Any]
     if cache_path is not None and cache_path.exists():
         cache = load_cache(cache_path)
         check_cache(cache, fingerprint, cache_path, options.method, options.percentile)
@@ -144,7 +145,7 @@ def quantize_int8(
         check_data_shape(named, tuple(calib_x.shape[1:]))
         method = options.resolved_method()
         percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
-        params: dict[str, Any] = {"num_bins": NUM_BINS, "input_tensors": "max"}
+        params = {"num_bins": NUM_BINS, "input_tensors": "max"}
         if method == "percentile":
             params["percentile"] = percentile
         say(f"calibrating on {len(calib_x)} images")
