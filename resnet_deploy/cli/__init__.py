@@ -30,7 +30,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit code (0 ok, 2 user error, 130 interrupted)."""
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills a variadic positional (infer's IMAGE...) before the options that follow it; a command that
+    # names one in ``intermixed`` also takes the positionals given after its options (`infer M --top-k 3 a.png`).
+    dest = getattr(args, "intermixed", None)
+    if extra and dest is not None and not any(e.startswith("-") for e in extra):
+        setattr(args, dest, [*getattr(args, dest), *extra])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per input (5)")
     p.add_argument("--save-logits", metavar="OUT.npy", help="write the (N, classes) float32 logits here")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, intermixed="images")
 
 
 def run(args: argparse.Namespace) -> int:

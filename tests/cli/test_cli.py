@@ -193,6 +193,13 @@ def test_infer_images_with_labels(
     out = capsys.readouterr().out
     assert "img0.png: " in out and "(onnxruntime, fp32)" in out
     assert any(f"{label} (" in out for label in LABELS)
+    # images given after an option count too (argparse alone would reject them)
+    assert main(["infer", str(onnx_path), paths[0], "--top-k", "2", paths[1]]) == 0
+    out = capsys.readouterr().out
+    assert "img0.png: " in out and "img1.png: " in out
+    with pytest.raises(SystemExit) as exc:
+        main(["infer", str(onnx_path), paths[0], "--top-k", "2", "--no-such-flag"])
+    assert exc.value.code == 2
 
 
 # ------------------------------------------------------------------------------------------------ inspect
