@@ -21,14 +21,12 @@ if TYPE_CHECKING:
     import onnx
 
     from .backends.base import InferenceModel
-    from .models.registry import ArchSpec
     from .models.weights import ModelInfo
     from .passes import PassReport
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
-_DEFAULT_NUM_CLASSES = {"imagenet": 1000, "cifar": 10, "small": 10}
 
 # Stage layouts per architecture, so parameter counts need no network built (resnet152 takes seconds even on the
 # meta device). tests/models/test_resnet.py checks every entry against the real modules.
@@ -48,11 +46,6 @@ _LAYOUTS: dict[str, tuple[str, tuple[int, ...]]] = {
 
 
 # --------------------------------------------------------------------------------------------------- models
-
-
-def default_num_classes(spec: ArchSpec) -> int:
-    """The class count an architecture is usually trained with (1000 for ImageNet, 10 for the small ones)."""
-    return _DEFAULT_NUM_CLASSES.get(spec.family, 1000)
 
 
 def _count_imagenet(block: str, layers: Sequence[int], num_classes: int, in_channels: int, small: bool) -> int:
@@ -89,7 +82,7 @@ def parameter_count(arch: str, num_classes: int | None = None, in_channels: int 
     from .models.registry import build_model, get_arch
 
     spec = get_arch(arch)
-    num_classes = num_classes or default_num_classes(spec)
+    num_classes = num_classes or spec.default_num_classes
     layout = _LAYOUTS.get(arch)
     if layout is None:  # an architecture registered later: count a network on the meta device (no memory)
         import torch
@@ -133,7 +126,7 @@ def list_architectures() -> list[ArchitectureEntry]:
 
     out = []
     for spec in ARCHITECTURES.values():
-        nc = default_num_classes(spec)
+        nc = spec.default_num_classes
         out.append(
             ArchitectureEntry(
                 spec.name,
@@ -272,7 +265,7 @@ def export_model(
     if weights is None and num_classes is None and arch is not None:
         from .models.registry import get_arch
 
-        num_classes = default_num_classes(get_arch(arch))  # random weights: the family's usual head
+        num_classes = get_arch(arch).default_num_classes  # random weights: the family's usual head
     start = time.perf_counter()
     model, info = load_model(arch, weights, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
     proto, reports = export_onnx(model, info, opset=opset)

@@ -22,6 +22,11 @@ class ArchSpec:
     description: str
     factory: Callable[[int, int], nn.Module]
 
+    @property
+    def default_num_classes(self) -> int:
+        """The class count the family is usually trained with (1000 for ImageNet, 10 for the small ones)."""
+        return 1000 if self.family == "imagenet" else 10
+
 
 def _imagenet(block: type[BasicBlock | Bottleneck], layers: list[int]) -> Callable[[int, int], nn.Module]:
     return lambda num_classes, in_channels: ResNet(block, layers, num_classes=num_classes, in_channels=in_channels)

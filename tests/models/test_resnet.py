@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_deploy.api import default_num_classes, parameter_count
+from resnet_deploy.api import parameter_count
 from resnet_deploy.errors import UserError
 from resnet_deploy.models import ARCHITECTURES, build_model, get_arch
 
@@ -90,7 +90,7 @@ def test_num_classes_and_in_channels_are_parameters() -> None:
 @pytest.mark.parametrize(("num_classes", "in_channels"), [(None, 3), (7, 1), (1000, 4)])
 def test_analytic_count_matches_the_modules(arch: str, num_classes: int | None, in_channels: int) -> None:
     # resnet-deploy models prints parameter_count() without building networks; it must equal the real thing
-    nc = num_classes or default_num_classes(get_arch(arch))
+    nc = num_classes or get_arch(arch).default_num_classes
     assert parameter_count(arch, num_classes, in_channels) == n_params(meta_model(arch, nc, in_channels))
 
 
