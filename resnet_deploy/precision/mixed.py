@@ -5,11 +5,12 @@ within a budget.
 2. if the drop exceeds the budget, measure each layer's sensitivity: top-1 with only that layer left in float;
 3. greedily return layers to float, most sensitive first, until the drop is within budget.
 
-A layer "kept in float" has float32 weights (and bias), or float16 ones between two Casts where the graph is
-for TensorRT (``keep_dtype`` "fp16"; ONNX Runtime's CPU kernels gain nothing from FP16). In the TensorRT
-placement its input is not quantized either and its residual Q/DQ goes too; in the ONNX Runtime placement its
-input and output stay uint8, because its int8 neighbours read and write them. A strongly typed TensorRT engine
-runs the layer in the graph's type, so the accuracy measured here on ONNX Runtime is what TensorRT computes.
+A layer "kept in float" has float32 weights (and bias) and an unquantized input, or float16 weights between two
+Casts where the graph is for TensorRT (``keep_dtype`` "fp16"; ONNX Runtime's CPU kernels gain nothing from FP16).
+In the TensorRT placement its residual Q/DQ goes too; in the ONNX Runtime placement its output stays uint8,
+because its int8 neighbours read it, and pooling inputs stay uint8 whatever is kept, so there even an all-float
+search result is not exactly FP32. A strongly typed TensorRT engine runs the layer in the graph's type, so the
+accuracy measured here on ONNX Runtime is what TensorRT computes.
 """
 
 from __future__ import annotations

@@ -293,16 +293,22 @@ def _plan_onnxruntime(model: onnx.ModelProto) -> QuantPlan:
                 nonneg.add(n.output[0])
     plan.unsigned = nonneg & set(quantized)
 
-    # 3. every consumer of a quantized tensor reads a DequantizeLinear of it
+    # 3. every consumer of a quantized tensor reads a DequantizeLinear of it; a residual Add's inputs belong to
+    #    the Conv of its branch (keeping that Conv in float keeps the Add in float too, as in the TensorRT plan)
+    producer = {o: n for n in g.node for o in n.output}
     for n in g.node:
+        fused = None
+        if _residual_add(n, inits):
+            convs = [producer[i] for i in n.input if i in producer and producer[i].op_type == "Conv"]
+            fused = convs[-1].name if convs else None
         for k, i in enumerate(n.input):
             if i in quantized:
                 if n.op_type == "Relu" and i in relu_of:
                     continue  # the Relu itself goes
                 kind = "conv" if n.op_type == "Conv" else "gemm" if n.op_type == "Gemm" else "other"
-                if _residual_add(n, inits):
+                if fused is not None:
                     kind = "residual"
-                plan.activations.append(ActivationSite(i, n.name, k, kind))
+                plan.activations.append(ActivationSite(i, n.name, k, kind, fused))
     return plan
 
 
@@ -331,11 +337,11 @@ def insert_qdq(
 ) -> tuple[onnx.ModelProto, PassReport]:
     """Insert Q/DQ per ``plan`` with activation ranges ``amax`` (tensor -> amax).
 
-    Layers named in ``keep_float`` stay in float (mixed precision): float32 weights, or with ``keep_dtype`` "fp16"
-    float16 weights between two Casts (a strongly typed TensorRT engine then runs them in FP16). In the
-    ``tensorrt`` placement their input is not quantized either, and the residual Q/DQ fused with them goes; in the
-    ``onnxruntime`` placement their input and output stay quantized (the neighbouring int8 kernels read and write
-    them), only the weights and bias are float.
+    Layers named in ``keep_float`` stay in float (mixed precision): float32 weights and an unquantized input, or
+    with ``keep_dtype`` "fp16" float16 weights between two Casts (a strongly typed TensorRT engine then runs them
+    in FP16). In the ``tensorrt`` placement the residual Q/DQ fused with them goes too; in the ``onnxruntime``
+    placement their output stays quantized (the neighbouring int8 kernels read it) and a Relu folded into a Q
+    comes back where they read its output.
     """
     if keep_dtype not in KEEP_DTYPES:
         raise UserError(f"unknown dtype '{keep_dtype}' for layers kept out of int8 (choose fp32 or fp16)")
@@ -381,9 +387,12 @@ def insert_qdq(
         report.count("weight_qdq")
 
     by_tensor: dict[str, list[ActivationSite]] = {}
+    read_float: set[str] = set()  # tensors a kept layer reads unquantized
     for s in plan.activations:
-        # TensorRT: a residual Q/DQ only serves the int8 conv + add fusion: drop it with its conv.
-        if plan.placement == "tensorrt" and (s.node in keep_float or s.fused_with in keep_float):
+        # A kept layer reads its input in float. TensorRT: a residual Q/DQ only serves the int8 conv + add
+        # fusion: drop it with its conv.
+        if s.node in keep_float or s.fused_with in keep_float:
+            read_float.add(s.tensor)
             continue
         by_tensor.setdefault(s.tensor, []).append(s)
     input_scale: dict[tuple[str, int], np.ndarray] = {}
@@ -435,7 +444,8 @@ def insert_qdq(
             _to_fp16(nodes[name], inits, new_inits, before, after)
             report.count("layers_kept_fp16")
 
-    folded = {t for t in by_tensor if t in plan.relu_inputs}
+    # a Relu stays where a kept layer reads its output in float (its producer then runs unfused on ONNX Runtime)
+    folded = {t for t in by_tensor if t in plan.relu_inputs and t not in read_float}
     ordered: list[onnx.NodeProto] = []
     for inp in g.input:
         ordered += after.pop(inp.name, [])

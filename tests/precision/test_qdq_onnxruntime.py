@@ -122,7 +122,7 @@ def test_agrees_with_fp32_on_real_images(resnet20_fp32: onnx.ModelProto, fmnist_
     assert (a == b).mean() >= 0.9
 
 
-def test_keep_float_keeps_weights_and_bias_float(resnet20_fp32: onnx.ModelProto) -> None:
+def test_keep_float_keeps_weights_bias_and_input_float(resnet20_fp32: onnx.ModelProto) -> None:
     named = name_nodes(resnet20_fp32)
     plan = plan_qdq(named, "onnxruntime")
     layer = plan.layers[3]
@@ -133,7 +133,9 @@ def test_keep_float_keeps_weights_and_bias_float(resnet20_fp32: onnx.ModelProto)
     inits = {t.name for t in q.graph.initializer}
     kept = nodes[layer]
     assert kept.input[1] in inits and kept.input[2] in inits  # float weight and bias
-    assert producer[kept.input[0]].op_type == "DequantizeLinear"  # its neighbours still hand it uint8
+    assert producer[kept.input[0]].op_type == "Relu"  # the folded Relu is back, for this reader only
+    assert Counter(n.op_type for n in q.graph.node)["Relu"] == 1
+    assert [n.op_type for n in q.graph.node if kept.output[0] in n.input] == ["QuantizeLinear"]
     assert report.changes["layers_kept_float"] == 1
     assert report.changes["bias_int32"] == len(plan.layers) - 1
     x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
