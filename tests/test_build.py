@@ -139,6 +139,16 @@ def test_plugin_rewrite_runs_on_onnxruntime(ckpt: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(OnnxRuntimeModel(r.output).predict(x), OnnxRuntimeModel(native.output).predict(x))
 
 
+def test_plugin_with_onnxruntime_int8_says_there_is_nothing_to_fuse(
+    ckpt: Path, calib_npz: Path, tmp_path: Path
+) -> None:
+    opts = BuildOptions(
+        output=tmp_path / "p.onnx", weights=ckpt, precision="int8", calib_data=str(calib_npz), residual_fusion="plugin"
+    )
+    r = build(opts)
+    assert any("found no residual Add+ReLU" in w and "folds each ReLU" in w for w in r.warnings)
+
+
 def test_auto_residual_fusion_without_tensorrt_falls_back_to_native(ckpt: Path, tmp_path: Path) -> None:
     r = build(BuildOptions(output=tmp_path / "a.onnx", weights=ckpt, residual_fusion="auto"))
     assert r.residual_fusion["chosen"] == "native" and "reason" in r.residual_fusion
