@@ -144,8 +144,10 @@ def _validate(o: BuildOptions) -> None:
     given = [k for k, v in int8_only.items() if v is not None]
     if given and o.precision != "int8":
         raise UserError(f"{given[0]} only applies to --precision int8")
-    if o.qdq_placement is not None and o.qdq_placement not in ("tensorrt", "onnxruntime"):
-        raise UserError(f"unknown Q/DQ placement '{o.qdq_placement}' (choose tensorrt or onnxruntime)")
+    from .precision.qdq import PLACEMENTS
+
+    if o.qdq_placement is not None and o.qdq_placement not in PLACEMENTS:
+        raise UserError(f"unknown Q/DQ placement '{o.qdq_placement}' (choose {' or '.join(PLACEMENTS)})")
     if o.calib_samples < 1:
         raise UserError(f"--calib-samples must be at least 1, got {o.calib_samples}")
     if o.eval_samples < 1:

@@ -17,7 +17,7 @@ from .cache import CalibrationCache, check_cache, data_sha256, graph_fingerprint
 from .calibration import DEFAULT_BATCH, DEFAULT_METHOD, batches_of, calibrate, check_data_shape, plan_amax
 from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS
 from .mixed import MixedPrecisionResult, search_keep_float
-from .qdq import PLACEMENTS, QuantPlan, insert_qdq, name_nodes, plan_qdq
+from .qdq import KEEP_DTYPES, PLACEMENTS, QuantPlan, insert_qdq, name_nodes, plan_qdq
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Int8Options:
             raise UserError("--calib-percentile only applies to --calib-method percentile")
         if self.placement not in PLACEMENTS:
             raise UserError(f"unknown Q/DQ placement '{self.placement}' (choose from {', '.join(PLACEMENTS)})")
-        if self.keep_dtype is not None and self.keep_dtype not in ("fp32", "fp16"):
+        if self.keep_dtype is not None and self.keep_dtype not in KEEP_DTYPES:
             raise UserError(f"unknown dtype '{self.keep_dtype}' for layers kept out of int8 (choose fp32 or fp16)")
         if self.batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {self.batch_size}")

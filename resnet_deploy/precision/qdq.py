@@ -44,7 +44,6 @@ from .histogram import QMAX
 
 QUANTIZED_OPS = ("Conv", "Gemm")
 PLACEMENTS = ("tensorrt", "onnxruntime")
-DEFAULT_PLACEMENT = {"tensorrt": "tensorrt", "onnxruntime": "onnxruntime"}  # backend -> placement
 UINT8_MAX = 255
 # ops whose output values are a subset of their input's, so one scale serves both (ONNX Runtime drops their Q/DQ)
 _RANGE_PRESERVING = ("MaxPool", "Slice", "Pad", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze")
@@ -365,25 +364,12 @@ def insert_qdq(
     for site in plan.weights:
         if site.node in keep_float:
             continue
-        node = nodes[site.node]
         w = numpy_helper.to_array(inits[site.weight])
         q, scale = quantize_weight(w, site.axis, plan.weight_qmax)
         weight_scales[site.node] = scale
-        base = f"{site.node}/weight"
-        new_inits += [
-            numpy_helper.from_array(q, f"{base}_int8"),
-            numpy_helper.from_array(scale, f"{base}_scale"),
-            numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{base}_zero_point"),
-        ]
-        dq = helper.make_node(
-            "DequantizeLinear",
-            [f"{base}_int8", f"{base}_scale", f"{base}_zero_point"],
-            [f"{base}_dequantized"],
-            name=f"{base}_DequantizeLinear",
-            axis=site.axis,
+        nodes[site.node].input[1] = _constant_dq(
+            f"{site.node}/weight", "int8", q, scale, site.axis, new_inits, before.setdefault(site.node, [])
         )
-        node.input[1] = dq.output[0]
-        before.setdefault(site.node, []).append(dq)
         report.count("weight_qdq")
 
     by_tensor: dict[str, list[ActivationSite]] = {}
@@ -422,21 +408,9 @@ def insert_qdq(
         bscale = (input_scale[(site.node, 0)] * weight_scales[site.node]).astype(np.float32)
         info = np.iinfo(np.int32)
         bq = np.clip(np.round(bias / bscale.astype(np.float64)), info.min, info.max).astype(np.int32)
-        base = f"{site.node}/bias"
-        new_inits += [
-            numpy_helper.from_array(bq, f"{base}_int32"),
-            numpy_helper.from_array(bscale, f"{base}_scale"),
-            numpy_helper.from_array(np.zeros(bscale.shape, np.int32), f"{base}_zero_point"),
-        ]
-        dq = helper.make_node(
-            "DequantizeLinear",
-            [f"{base}_int32", f"{base}_scale", f"{base}_zero_point"],
-            [f"{base}_dequantized"],
-            name=f"{base}_DequantizeLinear",
-            axis=0,
+        nodes[site.node].input[2] = _constant_dq(
+            f"{site.node}/bias", "int32", bq, bscale, 0, new_inits, before.setdefault(site.node, [])
         )
-        nodes[site.node].input[2] = dq.output[0]
-        before.setdefault(site.node, []).append(dq)
         report.count("bias_int32")
 
     if keep_dtype == "fp16":
@@ -474,6 +448,28 @@ def insert_qdq(
         report.notes.append("kept in float: " + ", ".join(sorted(keep_float)))
     onnx.checker.check_model(model)
     return model, report
+
+
+def _constant_dq(
+    base: str,
+    suffix: str,
+    q: np.ndarray,
+    scale: np.ndarray,
+    axis: int,
+    new_inits: list[onnx.TensorProto],
+    emit: list[onnx.NodeProto],
+) -> str:
+    """Per-channel ``DequantizeLinear`` of the constant ``q`` (zero point 0, of q's type): adds its initializers to
+    ``new_inits`` and the node to ``emit``; returns the dequantized tensor's name."""
+    names = [f"{base}_{suffix}", f"{base}_scale", f"{base}_zero_point"]
+    new_inits += [
+        numpy_helper.from_array(q, names[0]),
+        numpy_helper.from_array(scale, names[1]),
+        numpy_helper.from_array(np.zeros(scale.shape, q.dtype), names[2]),
+    ]
+    out = f"{base}_dequantized"
+    emit.append(helper.make_node("DequantizeLinear", names, [out], name=f"{base}_DequantizeLinear", axis=axis))
+    return out
 
 
 def _to_fp16(
