@@ -113,6 +113,24 @@ def build_pair(
     return facts
 
 
+def ort_targets(name: str, built: dict[str, Any], group: str, threads: int | None, evaluate: bool) -> list[Target]:
+    """The FP32 and INT8 ONNX Runtime targets of one model built by :func:`build_pair`."""
+    out = []
+    for prec in ("fp32", "int8"):
+        path = Path(built[prec])
+        out.append(
+            Target(
+                label=f"{name} {prec} onnxruntime",
+                model=OnnxRuntimeModel(path, threads=threads),
+                source=str(path),
+                group=group,
+                macs_per_image=count_macs_onnx(load_onnx(path, check=False)).total,
+                evaluate=evaluate,
+            )
+        )
+    return out
+
+
 def ort_reference_int8(fp32: Path, out: Path, reuse: bool) -> Path:
     """ONNX Runtime's own quantize_static (QDQ, uint8 asymmetric activations, per-channel int8 weights, MinMax) on
     16 synthetic images: NOT a resnet-deploy graph, a yardstick for what ORT's CPU INT8 kernels reach on this
@@ -176,18 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             net, info = load_model(arch, ckpt)
         builds[arch] = build_pair(arch, args.work, ckpt, arch, synthetic=True, reuse=args.reuse)
         group = f"{arch}@224"
-        for prec in ("fp32", "int8"):
-            path = Path(builds[arch][prec])
-            targets.append(
-                Target(
-                    label=f"{arch} {prec} onnxruntime",
-                    model=OnnxRuntimeModel(path, threads=args.threads),
-                    source=str(path),
-                    group=group,
-                    macs_per_image=count_macs_onnx(load_onnx(path, check=False)).total,
-                    evaluate=False,
-                )
-            )
+        targets += ort_targets(arch, builds[arch], group, args.threads, evaluate=False)
         macs = targets[-1].macs_per_image
         targets.append(
             Target(
@@ -230,17 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         digest = hashlib.sha256(bundled[name].read_bytes()).hexdigest()
         builds[name]["checkpoint"] = {"sha256": digest[:16], "top1_recorded": info.top1}
         group = f"{name}@{info.input_size}"
-        for prec in ("fp32", "int8"):
-            path = Path(builds[name][prec])
-            targets.append(
-                Target(
-                    label=f"{name} {prec} onnxruntime",
-                    model=OnnxRuntimeModel(path, threads=args.threads),
-                    source=str(path),
-                    group=group,
-                    macs_per_image=count_macs_onnx(load_onnx(path, check=False)).total,
-                )
-            )
+        targets += ort_targets(name, builds[name], group, args.threads, evaluate=True)
         targets.append(
             Target(
                 label=f"{name} fp32 pytorch",
