@@ -50,6 +50,8 @@ class _EventTimed:
         self.stream = torch.cuda.Stream()
         self.events = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
         self.cuda_graphs = False
+        self.graph: Any = None
+        self.static_out: Any = None
         self.notes: list[str] = []
         self.host_out: Any = None
 
@@ -58,8 +60,20 @@ class _EventTimed:
         self.host_in = torch.from_numpy(x).pin_memory()
         self.dev_in = torch.empty(self.host_in.shape, dtype=self.host_in.dtype, device="cuda")
 
-    def _compute(self) -> Any:
+    def _enqueue(self) -> Any:
+        """Launch one inference on ``self.stream`` without a CUDA graph; returns the device output."""
         raise NotImplementedError
+
+    def _compute(self) -> Any:
+        if self.graph is not None:
+            self.graph.replay()
+            return self.static_out
+        return self._enqueue()
+
+    def _prepared(self) -> None:
+        """End of ``prepare``: record whether a graph was captured, pin a host buffer for the output."""
+        self.cuda_graphs = self.graph is not None
+        self.host_out = self.torch.empty(self.static_out.shape, dtype=self.static_out.dtype).pin_memory()
 
     def step(self) -> dict[str, float]:
         torch = self.torch
@@ -119,13 +133,9 @@ class TorchCudaRunner(_EventTimed):
                 with torch.cuda.graph(graph, stream=self.stream):
                     self.static_out = self._forward()
                 self.graph = graph
-        self.cuda_graphs = self.graph is not None
-        self.host_out = torch.empty(self.static_out.shape, dtype=self.static_out.dtype).pin_memory()
+        self._prepared()
 
-    def _compute(self) -> Any:
-        if self.graph is not None:
-            self.graph.replay()
-            return self.static_out
+    def _enqueue(self) -> Any:
         with self.torch.inference_mode():
             return self._forward()
 
@@ -159,11 +169,7 @@ class TensorRTCudaRunner(_EventTimed):
                 torch.cuda.synchronize()
                 self.notes.append(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); plain enqueue used")
                 self.static_out = self.model.predict_async(self.dev_in, stream=self.stream, sync=True)
-        self.cuda_graphs = self.graph is not None
-        self.host_out = torch.empty(self.static_out.shape, dtype=self.static_out.dtype).pin_memory()
+        self._prepared()
 
-    def _compute(self) -> Any:
-        if self.graph is not None:
-            self.graph.replay()
-            return self.static_out
+    def _enqueue(self) -> Any:
         return self.model.predict_async(self.dev_in, stream=self.stream)
