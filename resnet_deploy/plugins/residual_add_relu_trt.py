@@ -167,13 +167,18 @@ class _Kernels:
 # --- Python IPluginV3 (TensorRT 10.0+) -----------------------------------------------------------------------------
 
 
+def _already_registered(kind: str) -> bool:
+    """True if ``kind`` is registered in this process; a one-line error if the other kind is (one per process)."""
+    if _registered is not None and _registered != kind:
+        raise UserError(f"{PLUGIN_ID} is already registered as the {_registered} plugin in this process")
+    return _registered == kind
+
+
 def register_python_plugin(artifacts: KernelArtifacts | None = None) -> None:
     """Register the Python ``IPluginV3`` creator for ``resnet_deploy::ResidualAddRelu`` (version 1)."""
     global _registered
-    if _registered == "python":
+    if _already_registered("python"):
         return
-    if _registered is not None:
-        raise UserError(f"{PLUGIN_ID} is already registered as the {_registered} plugin in this process")
     _require_tensorrt()
     import tensorrt as trt
 
@@ -286,10 +291,8 @@ def register_aot_plugin(artifacts: KernelArtifacts | None = None, compute_capabi
     """Register ``resnet_deploy::ResidualAddRelu`` with ``tensorrt.plugin``: register + autotune + aot_impl only,
     so TensorRT embeds our PTX (for ``compute_capability``, default: this GPU's) in the engine."""
     global _registered
-    if _registered == "aot":
+    if _already_registered("aot"):
         return
-    if _registered is not None:
-        raise UserError(f"{PLUGIN_ID} is already registered as the {_registered} plugin in this process")
     _require_tensorrt()
     import tensorrt as trt
 
