@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -25,6 +26,19 @@ def _torchvision_weights(arch: str, path: Path, num_classes: int = 1000, seed: i
     net = randomize_batchnorm(build_model(arch, num_classes), seed)
     torch.save(net.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def trt() -> Any:
+    """The TensorRT Python module (full TensorRT, else TensorRT-RTX's bindings); skips the test without one."""
+    for name in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        if hasattr(mod, "Builder"):
+            return mod
+    pytest.skip("no TensorRT / TensorRT-RTX Python module installed")
 
 
 @pytest.fixture(scope="session")

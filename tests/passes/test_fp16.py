@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 import pytest
@@ -112,18 +114,7 @@ def test_refuses_quantized_graphs_and_bad_io() -> None:
 
 
 @pytest.mark.parametrize("io", ["fp32", "fp16"])
-def test_tensorrt_parses_and_builds_fp16(resnet20: onnx.ModelProto, io: str) -> None:
-    trt = None
-    for name in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):
-        try:
-            mod = __import__(name)
-        except ImportError:
-            continue
-        if hasattr(mod, "Builder"):
-            trt = mod
-            break
-    if trt is None:
-        pytest.skip("no TensorRT / TensorRT-RTX Python module installed")
+def test_tensorrt_parses_and_builds_fp16(resnet20: onnx.ModelProto, io: str, trt: Any) -> None:
     m, _ = to_fp16(resnet20, io_dtype=io)
     logger = trt.Logger(trt.Logger.ERROR)
     builder = trt.Builder(logger)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import onnx
 import pytest
@@ -10,38 +13,6 @@ import torch
 from resnet_deploy.export import export_onnx
 from resnet_deploy.models import NormalizedModel, build_model
 from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
-
-
-def trt_module():  # type: ignore[no-untyped-def]
-    for name in ("tensorrt", "tensorrt_rtx_bindings", "tensorrt_rtx"):
-        try:
-            mod = __import__(name)
-        except ImportError:
-            continue
-        if hasattr(mod, "Builder"):
-            return mod
-    pytest.skip("no TensorRT / TensorRT-RTX Python module installed")
-
-
-def parse_and_build(model: onnx.ModelProto, max_batch: int = 4) -> int:
-    """Strongly typed parse + build_serialized_network; returns the engine size. Fails the test on errors."""
-    trt = trt_module()
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    ok = parser.parse(model.SerializeToString())
-    errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-    assert ok, f"TensorRT parser rejected the model: {errors}"
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    inp = network.get_input(0)
-    chw = list(inp.shape)[1:]
-    profile.set_shape(inp.name, [1, *chw], [max_batch, *chw], [max_batch, *chw])
-    config.add_optimization_profile(profile)
-    engine = builder.build_serialized_network(network, config)
-    assert engine is not None, "TensorRT could not build the engine"
-    return int(engine.nbytes)
 
 
 def export_small(arch: str, seed: int = 0) -> tuple[onnx.ModelProto, ModelInfo]:
@@ -82,7 +53,26 @@ def fmnist_images() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def trt_build():  # type: ignore[no-untyped-def]
-    """The function :func:`parse_and_build` (skips the test when no TensorRT module is installed)."""
-    trt_module()
+def trt_build(trt: Any) -> Callable[..., int]:
+    """``trt_build(model, max_batch=4) -> engine bytes``: strongly typed parse + build_serialized_network, failing
+    the test on a parser or builder error (skips the test when no TensorRT module is installed)."""
+
+    def parse_and_build(model: onnx.ModelProto, max_batch: int = 4) -> int:
+        logger = trt.Logger(trt.Logger.ERROR)
+        builder = trt.Builder(logger)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        parser = trt.OnnxParser(network, logger)
+        ok = parser.parse(model.SerializeToString())
+        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+        assert ok, f"TensorRT parser rejected the model: {errors}"
+        config = builder.create_builder_config()
+        profile = builder.create_optimization_profile()
+        inp = network.get_input(0)
+        chw = list(inp.shape)[1:]
+        profile.set_shape(inp.name, [1, *chw], [max_batch, *chw], [max_batch, *chw])
+        config.add_optimization_profile(profile)
+        engine = builder.build_serialized_network(network, config)
+        assert engine is not None, "TensorRT could not build the engine"
+        return int(engine.nbytes)
+
     return parse_and_build
