@@ -27,10 +27,11 @@ import torch
 from resnet_deploy._io import atomic_write_text
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.backends.torch_eager import TorchModel
+from resnet_deploy.build import export_onnx
 from resnet_deploy.data import open_dataset
 from resnet_deploy.evaluate import evaluate
-from resnet_deploy.export import export_onnx
-from resnet_deploy.models.weights import bundled_checkpoints, load_model, resolve_weights
+from resnet_deploy.models.bundled import bundled_checkpoints, resolve_weights
+from resnet_deploy.models.weights import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reference_accuracy.json"
 DATA = "fashion-mnist:test"

@@ -27,9 +27,10 @@ import onnx
 
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.benchmark.machine import machine_info
+from resnet_deploy.build import export_onnx
 from resnet_deploy.data import load_fashion_mnist
-from resnet_deploy.export import export_onnx
-from resnet_deploy.models.weights import bundled_checkpoints, load_model
+from resnet_deploy.models.bundled import bundled_checkpoints
+from resnet_deploy.models.weights import load_model
 from resnet_deploy.passes.fp16 import to_fp16
 from resnet_deploy.precision.calibration import DEFAULT_METHOD, batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static

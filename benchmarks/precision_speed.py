@@ -37,9 +37,10 @@ import onnx
 import torch
 
 from resnet_deploy.benchmark.machine import machine_info
-from resnet_deploy.export import export_onnx
+from resnet_deploy.build import export_onnx
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
-from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
+from resnet_deploy.models.weights import randomize_batchnorm
 from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static
 from resnet_deploy.precision.qdq import PLACEMENTS, insert_qdq, name_nodes, plan_qdq

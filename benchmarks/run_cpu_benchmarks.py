@@ -37,8 +37,9 @@ from resnet_deploy.benchmark.core import add_ratios
 from resnet_deploy.benchmark.macs import count_macs_onnx
 from resnet_deploy.benchmark.report import plot, to_markdown, write_json
 from resnet_deploy.build import BuildOptions, build
-from resnet_deploy.export import load_onnx
-from resnet_deploy.models.weights import bundled_checkpoints, load_model, save_checkpoint
+from resnet_deploy.models.bundled import bundled_checkpoints
+from resnet_deploy.models.weights import load_model, save_checkpoint
+from resnet_deploy.onnx_io import load_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
 RANDOM_ARCHS = ("resnet18", "resnet50")

@@ -26,8 +26,10 @@ from resnet_deploy.data.idx import (
     FASHION_MNIST_STD,
     load_fashion_mnist,
 )
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import NormalizedModel, build_model
-from resnet_deploy.models.weights import BUNDLED_DIR, ModelInfo, save_checkpoint
+from resnet_deploy.models.bundled import BUNDLED_DIR
+from resnet_deploy.models.weights import save_checkpoint
 
 ROOT = Path(__file__).resolve().parent
 

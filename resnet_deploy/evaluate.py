@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._io import atomic_write_text, check_writable
 from .backends.base import InferenceModel
-from .data.datasets import Dataset
+from .backends.loader import load
+from .data.datasets import Dataset, open_dataset
 from .errors import UserError
+from .info import describe_or_shape
 
 DEFAULT_BATCH_SIZE = 256
 CONFUSION_MAX_CLASSES = 100  # a 1000 x 1000 confusion matrix is 1M numbers of JSON nobody reads
@@ -265,3 +270,47 @@ def evaluate(
         batch_size=batch_size,
         notes=notes,
     )
+
+
+def evaluate_model(
+    model: str | Path,
+    data: str | None = None,
+    *,
+    reference: str | Path | None = None,
+    arch: str | None = None,
+    reference_arch: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    limit: int | None = None,
+    progress: bool = True,
+    output: str | Path | None = None,
+) -> EvalReport:
+    """``resnet-deploy eval``: load ``model`` (and ``reference``) with :func:`resnet_deploy.load`, evaluate on
+    ``data`` (default: the model's own test set when it is a Fashion-MNIST model), and write the JSON report to
+    ``output`` when given. ``arch`` is needed only for checkpoints that do not name their architecture."""
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    if output is not None:
+        check_writable(output)  # fail before a long evaluation, not after
+    loaded = load(model, arch=arch)
+    ref_model = None
+    try:
+        info = describe_or_shape(loaded.info, loaded.input_shape)
+        spec = data
+        if spec is None:
+            if info is not None and info.dataset == "fashion-mnist":
+                spec = "fashion-mnist:test"
+            else:
+                raise UserError(f"--data is required: {model} does not name the dataset it was trained on")
+        dataset = open_dataset(spec, info)
+        if reference is not None:
+            ref_model = load(reference, arch=reference_arch)
+        report = evaluate(loaded, dataset, reference=ref_model, batch_size=batch_size, limit=limit, progress=progress)
+    finally:
+        loaded.close()
+        if ref_model is not None:
+            ref_model.close()
+    if output is not None:
+        atomic_write_text(output, json.dumps(report.to_dict(), indent=2) + "\n")
+    return report

@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
+from resnet_deploy.info import ModelInfo
+from resnet_deploy.models.weights import randomize_batchnorm
 
 
 def _torchvision_weights(arch: str, path: Path, num_classes: int = 1000, seed: int = 0) -> Path:

@@ -37,9 +37,11 @@ from resnet_deploy.benchmark import (
 from resnet_deploy.benchmark.core import check_batches
 from resnet_deploy.benchmark.machine import cpu_peak_gflops, gpu_peak_gops, machine_info
 from resnet_deploy.benchmark.stats import median
+from resnet_deploy.build import export_onnx
 from resnet_deploy.errors import UserError
-from resnet_deploy.export import export_onnx, save_onnx, torch_to_onnx
+from resnet_deploy.export import torch_to_onnx
 from resnet_deploy.models.weights import load_model
+from resnet_deploy.onnx_io import save_onnx
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 

@@ -11,10 +11,13 @@ import pytest
 import torch
 
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
-from resnet_deploy.build import BuildOptions, build, summary_lines
+from resnet_deploy.backends.tensorrt.builder import EngineBuildOptions
+from resnet_deploy.build import BuildOptions, build
 from resnet_deploy.errors import UserError
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
-from resnet_deploy.models.weights import ModelInfo, save_checkpoint
+from resnet_deploy.models.weights import save_checkpoint
+from resnet_deploy.precision.ptq import Int8Options
 
 INFO = ModelInfo(
     arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353], dataset="fashion-mnist"
@@ -63,7 +66,7 @@ def test_onnxruntime_precisions(ckpt: Path, calib_npz: Path, tmp_path: Path, pre
         from resnet_deploy.api import inspect_onnx
 
         assert inspect_onnx(r.output)["qdq_placement"] == "onnxruntime"
-    assert any(line.startswith("wrote ONNX") for line in summary_lines(r))
+    assert any(line.startswith("wrote ONNX") for line in r.summary_lines())
     json.dumps(r.to_dict())
 
 
@@ -81,7 +84,11 @@ def test_one_calibration_cache_serves_both_placements(ckpt: Path, calib_npz: Pat
     cache = tmp_path / "calib.json"
     first = build(
         BuildOptions(
-            output=tmp_path / "ort.onnx", weights=ckpt, precision="int8", calib_data=str(calib_npz), calib_cache=cache
+            output=tmp_path / "ort.onnx",
+            weights=ckpt,
+            precision="int8",
+            calib_data=str(calib_npz),
+            int8=Int8Options(cache_path=cache),
         )
     )
     assert first.calib_cache_written == cache and first.int8.source == "calibration"
@@ -89,17 +96,20 @@ def test_one_calibration_cache_serves_both_placements(ckpt: Path, calib_npz: Pat
     assert "Relu" not in ops  # onnxruntime placement: Relus folded into uint8 Qs
     second = build(
         BuildOptions(
-            output=tmp_path / "trt.onnx", weights=ckpt, precision="int8", calib_cache=cache, qdq_placement="tensorrt"
+            output=tmp_path / "trt.onnx",
+            weights=ckpt,
+            precision="int8",
+            int8=Int8Options(cache_path=cache, placement="tensorrt"),
         )
     )
     assert second.int8.source == "cache" and second.int8.placement == "tensorrt"
     assert "Relu" in {n.op_type for n in onnx.load(str(second.output)).graph.node}
-    assert "Q/DQ placement: tensorrt" in "\n".join(summary_lines(second))
+    assert "Q/DQ placement: tensorrt" in "\n".join(second.summary_lines())
 
 
 def test_placement_errors(ckpt: Path, calib_npz: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="only applies to --precision int8"):
-        build(BuildOptions(output=tmp_path / "a.onnx", weights=ckpt, qdq_placement="tensorrt"))
+        build(BuildOptions(output=tmp_path / "a.onnx", weights=ckpt, int8=Int8Options(placement="tensorrt")))
     with pytest.raises(UserError, match="does not parse in TensorRT"):
         build(
             BuildOptions(
@@ -108,7 +118,7 @@ def test_placement_errors(ckpt: Path, calib_npz: Path, tmp_path: Path) -> None:
                 precision="int8",
                 backend="tensorrt",
                 calib_data=str(calib_npz),
-                qdq_placement="onnxruntime",
+                int8=Int8Options(placement="onnxruntime"),
             )
         )
     assert not list(tmp_path.iterdir())
@@ -120,7 +130,7 @@ def test_mixed_precision_through_build(ckpt: Path, calib_npz: Path, tmp_path: Pa
         weights=ckpt,
         precision="int8",
         calib_data=str(calib_npz),
-        max_accuracy_drop=100.0,
+        int8=Int8Options(max_accuracy_drop=100.0),
         eval_data=str(calib_npz),
         eval_samples=16,
     )
@@ -172,7 +182,7 @@ def test_tensorrt_engine(ckpt: Path, calib_npz: Path, tmp_path: Path, precision:
         weights=ckpt,
         precision=precision,
         backend="tensorrt",
-        max_batch=8,
+        engine=EngineBuildOptions(max_batch=8),
         emit_onnx=tmp_path / "m.onnx",
     )
     if precision == "int8":
@@ -192,8 +202,8 @@ def test_auto_residual_fusion_keeps_the_timed_winner(ckpt: Path, tmp_path: Path)
     """What surrounds the GPU timing of --residual-fusion auto: two real engines (TensorRT-RTX builds them without
     a GPU), a timing record as time_engines returns it on a GPU, and the winner moved into place with its sidecar."""
     from resnet_deploy.backends.tensorrt import sidecar as sc
-    from resnet_deploy.build import BuildResult, keep_timed_engine
-    from resnet_deploy.plugins.residual_add_relu_trt import EngineTiming, residual_fusion_choice
+    from resnet_deploy.backends.tensorrt.autotune import keep_timed_engine
+    from resnet_deploy.backends.tensorrt.plugin import EngineTiming, residual_fusion_choice
 
     work = tmp_path / "work"
     work.mkdir()
@@ -208,16 +218,14 @@ def test_auto_residual_fusion_keeps_the_timed_winner(ckpt: Path, tmp_path: Path)
         EngineTiming(str(reports["plugin"].engine_path), 0.40, 0.41, 0.39, 120, shapes),
     )
     out = tmp_path / "m.engine"
-    result = BuildResult(output=out, backend="tensorrt", precision="fp32", info=None, source="test")
-    result.residual_fusion = {"requested": "auto", "chosen": "timed"}
-    moved = keep_timed_engine(reports, choice, out, result)
+    moved, note = keep_timed_engine(reports, choice, out)
     assert moved.engine_path == out and out.read_bytes() == plugin_bytes
     _, meta, _ = sc.verify_engine_file(out, None, None)  # the sidecar moved with it and still matches
     assert meta["engine"]["file"] == "m.engine"
     assert meta["extra"]["residual_fusion"] == "plugin"
     assert meta["extra"]["residual_fusion_native_median_ms"] == 0.5
     assert meta["extra"]["residual_fusion_plugin_median_ms"] == 0.4
-    assert result.residual_fusion["chosen"] == "plugin" and "kept plugin" in result.notes[-1]
+    assert "kept plugin" in note
     assert not reports["plugin"].engine_path.exists() and reports["native"].engine_path.exists()
 
 
@@ -231,7 +239,7 @@ def test_auto_backend_without_gpu_picks_onnxruntime(ckpt: Path, tmp_path: Path) 
 
 
 def test_default_model_is_the_bundled_checkpoint(tmp_path: Path) -> None:
-    from resnet_deploy.models.weights import bundled_checkpoints
+    from resnet_deploy.models.bundled import bundled_checkpoints
 
     if "fmnist_resnet20" not in bundled_checkpoints():
         with pytest.raises(UserError, match="bundled checkpoint fmnist_resnet20 is not installed"):

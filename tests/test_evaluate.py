@@ -18,7 +18,8 @@ from resnet_deploy.data import open_dataset
 from resnet_deploy.data.idx import FASHION_MNIST_DIR, load_fashion_mnist
 from resnet_deploy.errors import UserError
 from resnet_deploy.evaluate import evaluate
-from resnet_deploy.models.weights import ModelInfo, bundled_checkpoints
+from resnet_deploy.info import ModelInfo
+from resnet_deploy.models.bundled import bundled_checkpoints
 
 pytestmark = pytest.mark.skipif(
     not FASHION_MNIST_DIR.is_dir(), reason="Debian package dataset-fashion-mnist not installed"
@@ -204,7 +205,7 @@ def test_ctrl_c_propagates(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bundled_checkpoint_accuracy_via_onnxruntime(name: str) -> None:
     if name not in bundled_checkpoints():
         pytest.skip(f"bundled checkpoint {name} not trained yet")
-    from resnet_deploy.export import export_onnx
+    from resnet_deploy.build import export_onnx
     from resnet_deploy.models.weights import load_model
 
     module, info = load_model(weights=name)

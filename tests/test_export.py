@@ -15,8 +15,9 @@ import torch
 from resnet_deploy.api import export_model
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.errors import UserError
-from resnet_deploy.export import INPUT_NAME, OUTPUT_NAME, info_from_onnx, load_onnx
+from resnet_deploy.export import INPUT_NAME, OUTPUT_NAME
 from resnet_deploy.models.weights import load_model
+from resnet_deploy.onnx_io import info_from_onnx, load_onnx
 
 if TYPE_CHECKING:
     from conftest import ExportedModel
@@ -83,8 +84,9 @@ def test_resnet50(tmp_path: Path, torchvision_weights: Callable[..., Path]) -> N
 
 def test_cifar_resnet_with_normalisation_inside(tmp_path: Path, randomize_bn: Callable[..., torch.nn.Module]) -> None:
     """A 1-channel resnet20 checkpoint with in-graph normalisation (the bundled Fashion-MNIST layout)."""
+    from resnet_deploy.info import ModelInfo
     from resnet_deploy.models import build_model
-    from resnet_deploy.models.weights import ModelInfo, save_checkpoint
+    from resnet_deploy.models.weights import save_checkpoint
 
     net = randomize_bn(build_model("resnet20", 10, 1), seed=2)
     info = ModelInfo(arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.29], std=[0.35])

@@ -61,8 +61,11 @@ def test_load_refusals(tmp_path: Path) -> None:
         resnet_deploy.load(tmp_path / "missing.onnx")
     with pytest.raises(UserError, match="is not a file"):
         resnet_deploy.load(tmp_path)
-    (tmp_path / "weights.pth").write_bytes(b"x")
-    with pytest.raises(UserError, match="expected a .onnx model or a TensorRT engine"):
+    (tmp_path / "notes.txt").write_bytes(b"x")
+    with pytest.raises(UserError, match="is not a model: expected .onnx, a TensorRT engine"):
+        resnet_deploy.load(tmp_path / "notes.txt")
+    (tmp_path / "weights.pth").write_bytes(b"x")  # a checkpoint by its suffix: read safely, refused as corrupt
+    with pytest.raises(UserError, match="corrupt, or not a plain state dict"):
         resnet_deploy.load(tmp_path / "weights.pth")
     path = tmp_path / "tiny.onnx"
     path.write_bytes(tiny_graph().SerializeToString())

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..models.weights import ModelInfo
+from ..info import ModelInfo
 
 
 class InferenceModel(ABC):
@@ -77,12 +77,7 @@ class InferenceModel(ABC):
 
     def topk(self, batch: Any, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """(softmax probabilities, class indices) of the ``k`` best classes per image, best first."""
-        logits = self.predict(batch).astype(np.float32)
-        k = max(1, min(k, logits.shape[1]))
-        idx = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-        z = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        return np.take_along_axis(probs, idx, axis=1), idx
+        return topk(self.predict(batch), k)
 
     def close(self) -> None:
         """Release backend resources (sessions, device memory)."""
@@ -97,3 +92,13 @@ class InferenceModel(ABC):
     def __repr__(self) -> str:
         arch = self.info.arch if self.info else "?"
         return f"<{type(self).__name__} {arch} {self.precision} input={self.input_name}{self.describe_shape()}>"
+
+
+def topk(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(softmax probabilities, indices) of the ``k`` largest logits per row, best first."""
+    logits = logits.astype(np.float64)
+    k = max(1, min(k, logits.shape[1]))
+    idx = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True)
+    return np.take_along_axis(probs, idx, axis=1), idx

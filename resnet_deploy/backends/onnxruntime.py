@@ -9,19 +9,10 @@ import numpy as np
 import onnx
 
 from ..errors import UserError
+from ..onnx_io import graph_precision, info_from_onnx, load_onnx
 from .base import InferenceModel
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
-
-
-def graph_precision(model: onnx.ModelProto) -> str:
-    """'int8' if the graph has Q/DQ, 'fp16' if its convolution weights are float16, else 'fp32'."""
-    ops = {n.op_type for n in model.graph.node}
-    if "QuantizeLinear" in ops or "DequantizeLinear" in ops:
-        return "int8"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
-        return "fp16"
-    return "fp32"
 
 
 class OnnxRuntimeModel(InferenceModel):
@@ -37,8 +28,6 @@ class OnnxRuntimeModel(InferenceModel):
         optimization: str = "all",
     ) -> None:
         import onnxruntime as ort
-
-        from ..export import info_from_onnx, load_onnx
 
         path: Path | None = None
         if not isinstance(model, onnx.ModelProto):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.weights import ModelInfo
+from ..info import ModelInfo
 from .base import InferenceModel
 
 

@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..data.datasets import open_dataset
 from ..errors import UserError
-from ..models.weights import ModelInfo
-
-if TYPE_CHECKING:
-    from .core import BenchConfig, Target
-
-
-def target_info(target: Target) -> ModelInfo | None:
-    """The model's :class:`ModelInfo`, or one rebuilt from a TensorRT sidecar's ``model``/``preprocessing``."""
-    model = target.model
-    if model.info is not None:
-        return model.info
-    meta = getattr(model, "sidecar", None)
-    if isinstance(meta, dict) and isinstance(meta.get("model"), dict) and meta["model"].get("arch"):
-        m, pre = meta["model"], meta.get("preprocessing") or {}
-        return ModelInfo(
-            arch=str(m["arch"]),
-            num_classes=int(m.get("num_classes") or 1000),
-            in_channels=int(pre.get("in_channels") or model.input_shape[1] or 3),
-            input_size=int(pre.get("input_size") or model.input_shape[-1] or 224),
-            mean=pre.get("mean") if pre.get("normalization") == "in_graph" else None,
-            std=pre.get("std") if pre.get("normalization") == "in_graph" else None,
-            name=m.get("name"),
-            dataset=m.get("dataset"),
-            labels=m.get("labels"),
-        )
-    return None
+from ..evaluate import evaluate
+from .groups import reference_label
+from .spec import BenchConfig, Target
 
 
 def evaluate_targets(targets: list[Target], config: BenchConfig) -> list[dict[str, Any]]:
     """One accuracy record per target, in target order."""
-    from ..data.datasets import open_dataset
-    from ..evaluate import evaluate
-    from .core import reference_label
-
     if config.data is None:
         return []
     by_label = {t.label: t for t in targets}
@@ -46,8 +20,7 @@ def evaluate_targets(targets: list[Target], config: BenchConfig) -> list[dict[st
     for t in targets:
         if not t.evaluate:
             continue
-        info = target_info(t)
-        dataset = open_dataset(config.data, info)
+        dataset = open_dataset(config.data, t.model.info)
         ref_name = reference_label(targets, t.group)
         ref_target = by_label.get(ref_name) if ref_name is not None and ref_name != t.label else None
         ref = ref_target.model if ref_target is not None and ref_target.evaluate else None

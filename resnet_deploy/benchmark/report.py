@@ -11,7 +11,7 @@ from typing import Any
 
 from .._io import atomic_path, atomic_write_text, check_writable
 from ..errors import UserError
-from .core import BenchReport
+from .spec import BenchReport
 
 REQUIRED_ROW_KEYS = ("model", "backend", "precision", "batch", "latency_ms", "throughput_ips")
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99", "max")

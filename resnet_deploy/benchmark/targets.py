@@ -9,21 +9,12 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import InferenceModel
-from ..errors import UserError
-from ..models.weights import ModelInfo, bundled_checkpoints
-from .accuracy import target_info
-from .core import Runner, Target
+from ..backends.loader import load, model_kind
+from ..info import ModelInfo
+from ..models.bundled import bundled_checkpoints
+from .groups import group_key
 from .macs import count_macs_onnx, count_macs_torch
-
-CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-
-
-def group_key(info: ModelInfo | None) -> str | None:
-    """Architecture + weights identity: bundled name (or arch) with the classes and input size."""
-    if info is None:
-        return None
-    base = info.name or info.arch
-    return f"{base}@{info.input_size}" if info.name else f"{base}@{info.input_size}/{info.num_classes}"
+from .spec import Runner, Target
 
 
 def _label(info: ModelInfo | None, path: Path | None, precision: str, backend: str, suffix: str = "") -> str:
@@ -35,14 +26,14 @@ def macs_for(model: InferenceModel, info: ModelInfo | None) -> int | None:
     """MACs per image: from the ONNX graph when the model is an ONNX file, else from the architecture."""
     path = model.path
     if path is not None and path.suffix.lower() == ".onnx":
-        from ..export import load_onnx
+        from ..onnx_io import load_onnx
 
         return count_macs_onnx(load_onnx(path, check=False), info.input_size if info else None).total
     module = getattr(model, "module", None)
     if module is not None and info is not None:
         return count_macs_torch(module, (1, info.in_channels, info.input_size, info.input_size)).total
     if info is not None:
-        from ..models.registry import ARCHITECTURES, build_model
+        from ..models.registry import ARCHITECTURES, build_model  # a network on the CPU, only to count MACs
 
         if info.arch in ARCHITECTURES:
             net = build_model(info.arch, info.num_classes, info.in_channels)
@@ -51,31 +42,18 @@ def macs_for(model: InferenceModel, info: ModelInfo | None) -> int | None:
 
 
 def _load_model(spec: str, threads: int | None, device: str, cuda_graphs: bool) -> InferenceModel:
-    path = Path(spec)
-    is_ckpt = spec in bundled_checkpoints() or path.suffix.lower() in CHECKPOINT_SUFFIXES
-    if is_ckpt:
-        from ..backends.torch_eager import TorchModel
-        from ..models.weights import load_model
-
-        module, info = load_model(weights=spec)
-        return TorchModel(module, info, device=device)
-    if not path.exists():
-        names = ", ".join(bundled_checkpoints()) or "none"
-        raise UserError(f"model {spec} not found (not a file, nor a bundled checkpoint: {names})")
-    from ..runtime import ENGINE_SUFFIXES, load
-
-    opts: dict[str, Any] = {}
-    if path.suffix.lower() == ".onnx" and threads:
-        opts["threads"] = threads
-    elif path.suffix.lower() in ENGINE_SUFFIXES:
-        opts["cuda_graphs"] = cuda_graphs
-    return load(path, **opts)
+    kind = model_kind(spec)
+    if kind == "onnx":
+        return load(spec, threads=threads)
+    if kind == "engine":
+        return load(spec, cuda_graphs=cuda_graphs)
+    return load(spec, device=device)
 
 
 def load_target(spec: str, threads: int | None = None, device: str = "cpu", cuda_graphs: bool = True) -> Target:
     """A target for anything ``resnet_deploy.runtime.load`` accepts, or a checkpoint (run in PyTorch eager)."""
     model = _load_model(spec, threads, device, cuda_graphs)
-    info = target_info_of(model)
+    info = model.info
     on_cuda = model.backend == "tensorrt" or str(getattr(model, "device", "cpu")).startswith("cuda")
     dev = "cuda" if on_cuda else "cpu"
     target = Target(
@@ -89,10 +67,6 @@ def load_target(spec: str, threads: int | None = None, device: str = "cpu", cuda
     if dev == "cuda":
         target.make_runner = _cuda_runner_factory(target, cuda_graphs)
     return target
-
-
-def target_info_of(model: InferenceModel) -> ModelInfo | None:
-    return target_info(Target(label="", model=model))
 
 
 def _cuda_runner_factory(target: Target, cuda_graphs: bool) -> Any:
@@ -128,14 +102,14 @@ def add_baselines(
     PyTorch FP16 channels-last with CUDA graphs. Returns (targets, notes about baselines that could not be made)."""
     from ..backends.onnxruntime import OnnxRuntimeModel
     from ..backends.torch_eager import TorchModel
-    from ..export import export_onnx
+    from ..build import export_onnx
     from ..models.weights import load_model
 
     out = list(targets)
     notes: list[str] = []
     seen: set[str] = set()
     for t in targets:
-        info = target_info(t)
+        info = t.model.info
         if info is None or t.group is None:
             notes.append(f"no baselines for {t.label}: it carries no model metadata (architecture unknown)")
             continue

@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from ..errors import UserError
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -74,24 +72,9 @@ class _RichProgress:
         self.bar.stop()
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    from .._io import check_writable
-
-    for path in (args.json_out, args.markdown, args.plot):
-        if path:
-            check_writable(path)
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise UserError("--plot needs matplotlib: pip install matplotlib") from None
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..benchmark import BenchConfig, BenchmarkInterrupted, add_baselines, load_target, parse_batches, run_benchmark
-    from ..benchmark.gpu import cuda_available, gpu_name
-    from ..benchmark.report import plot as write_plot
-    from ..benchmark.report import to_markdown, write_json, write_markdown
+    from ..api import BenchConfig, BenchOutputs, bench, parse_batches
+    from ..benchmark.report import to_markdown
 
     config = BenchConfig(
         batches=parse_batches(args.batch),
@@ -104,55 +87,19 @@ def run(args: argparse.Namespace) -> int:
         interleave=not args.no_interleave,
         note=args.note,
     )
-    config.validate()
-    _check_outputs(args)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if cuda_available() else "cpu"
-    elif device == "cuda" and not cuda_available():
-        raise UserError("--device cuda: no CUDA device is visible to PyTorch")
-    cuda_graphs = not args.no_cuda_graphs
-
-    targets = [load_target(m, args.threads, device, cuda_graphs) for m in args.models]
-    _dedupe_labels(targets)
-    notes: list[str] = []
-    if args.baselines:
-        targets, notes = add_baselines(targets, args.weights, args.threads, device, cuda_graphs)
-    uses_gpu = any(t.device == "cuda" for t in targets)
-
-    def save(report: Any) -> None:
-        if args.json_out:
-            write_json(report, args.json_out)
-
-    try:
-        report = run_benchmark(
-            targets,
-            config,
-            progress=_RichProgress(not args.quiet),
-            on_update=save,
-            gpu=gpu_name() if uses_gpu else None,
-        )
-        code = 0
-    except BenchmarkInterrupted as exc:
-        report = exc.report
-        code = 130
-    report.notes.extend(notes)
-    save(report)
-    if args.markdown:
-        write_markdown(report, args.markdown, title="resnet-deploy bench")
-    if args.plot and report.results:
-        write_plot(report, args.plot)
+    result = bench(
+        args.models,
+        config,
+        baselines=args.baselines,
+        weights=args.weights,
+        device=args.device,
+        cuda_graphs=not args.no_cuda_graphs,
+        outputs=BenchOutputs(json=args.json_out, markdown=args.markdown, plot=args.plot),
+        progress=_RichProgress(not args.quiet),
+    )
     if not args.quiet:
-        print(to_markdown(report, title="resnet-deploy bench"))
-    if code == 130:
+        print(to_markdown(result.report, title="resnet-deploy bench"))
+    if result.interrupted:
         print("resnet-deploy bench: interrupted; partial results written", file=sys.stderr)
-    return code
-
-
-def _dedupe_labels(targets: list[Any]) -> None:
-    seen: dict[str, int] = {}
-    for t in targets:
-        seen[t.label] = seen.get(t.label, 0) + 1
-    for t in targets:
-        if seen[t.label] > 1:
-            t.label = f"{t.label} [{t.source}]"
+        return 130
+    return 0

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..build import BuildOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,9 +66,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def options_from_args(args: argparse.Namespace) -> object:
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
+    """The :class:`BuildOptions` the command line asks for; options not given keep their library defaults."""
+    from ..backends.tensorrt.builder import EngineBuildOptions
     from ..build import BuildOptions
+    from ..precision.ptq import Int8Options
 
+    def given(**values: object) -> dict[str, object]:
+        return {k: v for k, v in values.items() if v is not None and v is not False}
+
+    int8 = Int8Options(
+        **given(  # type: ignore[arg-type]
+            placement=args.qdq_placement,
+            method=args.calib_method,
+            percentile=args.calib_percentile,
+            cache_path=args.calib_cache,
+            max_accuracy_drop=args.max_accuracy_drop,
+        )
+    )
+    engine = EngineBuildOptions(
+        **given(  # type: ignore[arg-type]
+            min_batch=args.min_batch,
+            opt_batch=args.opt_batch,
+            max_batch=args.max_batch,
+            opt_level=args.opt_level,
+            workspace_mb=args.workspace,
+            timing_cache=args.timing_cache,
+            version_compatible=args.version_compatible,
+            hardware_compat=args.hardware_compat,
+        )
+    )
     return BuildOptions(
         output=args.output,
         arch=args.arch,
@@ -75,24 +106,13 @@ def options_from_args(args: argparse.Namespace) -> object:
         backend=args.backend,
         io_dtype=args.io_dtype,
         calib_data=args.calib_data,
-        qdq_placement=args.qdq_placement,
-        calib_method=args.calib_method,
-        calib_percentile=args.calib_percentile,
         calib_samples=args.calib_samples,
-        calib_cache=args.calib_cache,
-        max_accuracy_drop=args.max_accuracy_drop,
         eval_data=args.eval_data,
         eval_samples=args.eval_samples,
         emit_onnx=args.emit_onnx,
         residual_fusion=args.residual_fusion,
-        min_batch=args.min_batch,
-        opt_batch=args.opt_batch,
-        max_batch=args.max_batch,
-        opt_level=args.opt_level,
-        workspace_mb=args.workspace,
-        timing_cache=args.timing_cache,
-        version_compatible=args.version_compatible,
-        hardware_compat=args.hardware_compat,
+        int8=int8,
+        engine=engine,
     )
 
 
@@ -100,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from ..build import build, summary_lines
+    from ..api import build
 
     options = options_from_args(args)
     err = Console(stderr=True)
@@ -120,12 +140,12 @@ def run(args: argparse.Namespace) -> int:
                 return
             bar.update(task, description=detail, stage=stage)
 
-        result = build(options, progress)  # type: ignore[arg-type]
+        result = build(options, progress)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     out = Console(soft_wrap=True)
-    for line in summary_lines(result):
+    for line in result.summary_lines():
         if line.startswith("WARNING"):
             out.print(f"[bold red]{line}[/]", highlight=False)
         else:

@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
-
-from ..errors import UserError
-
-if TYPE_CHECKING:
-    from ..backends.base import InferenceModel
-    from ..models.weights import ModelInfo
 
 MODEL_HELP = "a PyTorch checkpoint (path or bundled name), an .onnx file, or a TensorRT engine"
 
@@ -40,60 +33,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def _info_for(model: InferenceModel) -> ModelInfo | None:
-    """The model's ModelInfo, or one read off a foreign graph's static input shape (for image preprocessing)."""
-    from ..models.weights import ModelInfo
-
-    if model.info is not None:
-        return model.info
-    shape = model.input_shape
-    if len(shape) == 4 and shape[1] is not None and shape[2] is not None and shape[2] == shape[3]:
-        return ModelInfo(arch="unknown", in_channels=int(shape[1]), input_size=int(shape[2]))
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
-    from .._io import atomic_write_text, check_writable
-    from ..api import load_runtime_model
-    from ..data.datasets import open_dataset
-    from ..evaluate import evaluate
+    from ..api import evaluate_model
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
-    if args.output:
-        check_writable(args.output)  # fail before a long evaluation, not after
-    model = load_runtime_model(args.model, args.arch)
-    reference = None
-    try:
-        info = _info_for(model)
-        spec = args.data
-        if spec is None:
-            if info is not None and info.dataset == "fashion-mnist":
-                spec = "fashion-mnist:test"
-            else:
-                raise UserError(f"--data is required: {args.model} does not name the dataset it was trained on")
-        dataset = open_dataset(spec, info)
-        if args.reference:
-            reference = load_runtime_model(args.reference, args.reference_arch)
-        report = evaluate(
-            model,
-            dataset,
-            reference=reference,
-            batch_size=args.batch_size,
-            limit=args.limit,
-            progress=not args.no_progress,
-        )
-    finally:
-        model.close()
-        if reference is not None:
-            reference.close()
-    text = json.dumps(report.to_dict(), indent=2) + "\n"
-    if args.output:
-        atomic_write_text(args.output, text)
+    report = evaluate_model(
+        args.model,
+        args.data,
+        reference=args.reference,
+        arch=args.arch,
+        reference_arch=args.reference_arch,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        progress=not args.no_progress,
+        output=args.output,
+    )
     if args.json:
-        print(text, end="")
+        print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report.summary())
         if args.output:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,68 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def _shape(dims: list[Any]) -> str:
-    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
-
-
-def format_onnx_summary(d: dict[str, Any]) -> str:
-    """Human-readable form of :func:`resnet_deploy.api.inspect_onnx`'s result."""
-    opsets = ", ".join(f"{k} {v}" for k, v in d["opset"].items())
-    lines = [
-        f"model       {d['path']} ({d['size_bytes'] / 1e6:.1f} MB, ONNX IR {d['ir_version']}, opset {opsets})",
-        f"producer    {d['producer'] or '?'}",
-        f"checker     {d['checker']}",
-        f"precision   {d['precision']}",
-    ]
-    for v in d["inputs"]:
-        lines.append(f"input       {v['name']} {v['dtype']} {_shape(v['shape'])}")
-    for v in d["outputs"]:
-        lines.append(f"output      {v['name']} {v['dtype']} {_shape(v['shape'])}")
-    lines.append(f"nodes       {d['nodes']}: " + ", ".join(f"{k} {v}" for k, v in d["op_counts"].items()))
-    lines.append(
-        f"weights     {d['initializers']} initializers, {d['parameters']:,} values, "
-        f"{d['initializer_bytes'] / 1e6:.2f} MB"
-    )
-    lines.append(f"batchnorm   {d['batchnorm_nodes']}")
-    placement = f" ({d['qdq_placement']} placement)" if d.get("qdq_placement") else ""
-    lines.append(f"q/dq nodes  {d['qdq_nodes']}{placement}")
-    plugins = d["plugin_nodes"]
-    lines.append("plugins     " + (", ".join(f"{k} {v}" for k, v in plugins.items()) if plugins else "none"))
-    info = d["model_info"]
-    if info is not None:
-        desc = f"{info['arch']}, {info['num_classes']} classes, input {info['in_channels']}x{info['input_size']}x"
-        desc += f"{info['input_size']}"
-        if info.get("mean") is not None:
-            desc += f", normalisation in graph (mean {info['mean']}, std {info['std']})"
-        if info.get("dataset"):
-            desc += f", trained on {info['dataset']}"
-        if info.get("top1") is not None:
-            desc += f" (top-1 {info['top1']:.2f} %)"
-        if info.get("name"):
-            desc += f", checkpoint {info['name']}"
-        lines.append(f"model info  {desc}")
-    elif d["model_info_error"]:
-        lines.append(f"model info  unreadable: {d['model_info_error']}")
-    else:
-        lines.append("model info  none (not exported by resnet-deploy)")
-    for k, v in d["metadata"].items():
-        lines.append(f"metadata    {k} = {v if len(v) <= 100 else v[:97] + '...'}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..api import ENGINE_SUFFIXES, _engine_inspector, inspect_model
+    from ..api import format_summary, inspect_model
 
     result = inspect_model(args.model)
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
-    elif result.get("format") == "onnx":
-        print(format_onnx_summary(result))
-    else:
-        from pathlib import Path
-
-        assert Path(args.model).suffix.lower() in ENGINE_SUFFIXES
-        mod = _engine_inspector()
-        fmt = getattr(mod, "format_engine_summary", None)
-        print(fmt(result, max_layers=args.layers) if fmt else json.dumps(result, indent=2, default=str))
+    print(json.dumps(result, indent=2, default=str) if args.json else format_summary(result, max_layers=args.layers))
     return 0

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..models.weights import ModelInfo
+from ..info import ModelInfo
 from .idx import FASHION_MNIST_CLASSES, load_fashion_mnist
 from .preprocess import IMAGE_SUFFIXES, load_image, preprocess_pil
 

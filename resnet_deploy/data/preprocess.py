@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..models.weights import ModelInfo
+from ..info import ModelInfo
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

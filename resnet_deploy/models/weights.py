@@ -6,10 +6,8 @@ a tensor; .safetensors holds only tensors and string metadata.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,85 +16,12 @@ from torch import nn
 
 from .._io import atomic_path
 from ..errors import UserError
+from ..info import CHECKPOINT_FORMAT, ModelInfo
+from .bundled import resolve_weights
 from .registry import ARCHITECTURES, build_model, get_arch
 from .resnet import NormalizedModel
 
-CHECKPOINT_FORMAT = "resnet-deploy-checkpoint/1"
-BUNDLED_DIR = Path(__file__).parent / "checkpoints"
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
-
-
-@dataclass
-class ModelInfo:
-    """What travels with a model from checkpoint to ONNX metadata to engine sidecar."""
-
-    arch: str
-    num_classes: int = 1000
-    in_channels: int = 3
-    input_size: int = 224
-    mean: list[float] | None = None  # normalisation inside the graph; None = the caller normalises
-    std: list[float] | None = None
-    dataset: str | None = None
-    labels: list[str] | None = None
-    name: str | None = None  # bundled checkpoint name
-    top1: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def to_metadata(self) -> dict[str, str]:
-        """Flatten to string key/values (safetensors metadata, ONNX metadata_props)."""
-        out = {"format": CHECKPOINT_FORMAT}
-        for key, value in asdict(self).items():
-            if value is None or key == "extra":
-                continue
-            out[key] = value if isinstance(value, str) else json.dumps(value)
-        out.update(self.extra)
-        return out
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, str], source: str = "metadata") -> ModelInfo:
-        """Parse and validate metadata written by :meth:`to_metadata`."""
-        if "arch" not in meta:
-            raise UserError(f"{source}: no 'arch' in the checkpoint metadata")
-        kwargs: dict[str, Any] = {"arch": meta["arch"]}
-        try:
-            for key in ("num_classes", "in_channels", "input_size"):
-                if key in meta:
-                    kwargs[key] = int(json.loads(meta[key]))
-            for key in ("mean", "std"):
-                if key in meta:
-                    kwargs[key] = [float(v) for v in json.loads(meta[key])]
-            if "labels" in meta:
-                kwargs["labels"] = [str(v) for v in json.loads(meta["labels"])]
-            if "top1" in meta:
-                kwargs["top1"] = float(json.loads(meta["top1"]))
-        except (ValueError, TypeError) as exc:
-            raise UserError(f"{source}: malformed checkpoint metadata ({exc})") from None
-        for key in ("dataset", "name"):
-            if key in meta:
-                kwargs[key] = meta[key]
-        info = cls(**kwargs)
-        if info.mean is not None and (info.std is None or len(info.mean) != len(info.std)):
-            raise UserError(f"{source}: mean and std must both be given with the same length")
-        return info
-
-
-def bundled_checkpoints() -> dict[str, Path]:
-    """Names and paths of the checkpoints shipped inside the package."""
-    return {p.stem: p for p in sorted(BUNDLED_DIR.glob("*.safetensors"))}
-
-
-def resolve_weights(spec: str | Path) -> Path:
-    """Turn a bundled checkpoint name or a file path into an existing path."""
-    bundled = bundled_checkpoints()
-    if isinstance(spec, str) and spec in bundled:
-        return bundled[spec]
-    path = Path(spec)
-    if not path.exists():
-        names = ", ".join(bundled) or "none"
-        raise UserError(f"weights '{spec}' not found (not a file, nor a bundled checkpoint: {names})")
-    if not path.is_file():
-        raise UserError(f"weights '{spec}' is not a file")
-    return path
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 
 @dataclass
@@ -26,3 +31,15 @@ class PassReport:
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "changes": dict(self.changes), "notes": list(self.notes)}
+
+
+Pass = Callable[["onnx.ModelProto"], tuple["onnx.ModelProto", PassReport]]
+
+
+def run_passes(model: onnx.ModelProto, passes: Sequence[Pass]) -> tuple[onnx.ModelProto, list[PassReport]]:
+    """Apply ``passes`` in order; returns the final model and one report per pass."""
+    reports = []
+    for graph_pass in passes:
+        model, report = graph_pass(model)
+        reports.append(report)
+    return model, reports

@@ -19,8 +19,14 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import UserError
-from ..plugins import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from . import PassReport
+
+# Identity of the fused residual add + ReLU plugin. The ONNX node that TensorRT maps onto it has
+# op_type == PLUGIN_NAME, domain == PLUGIN_NAMESPACE, and attributes plugin_namespace / plugin_version; the
+# TensorRT registrations (resnet_deploy.backends.tensorrt.plugin) use the same three.
+PLUGIN_NAME = "ResidualAddRelu"
+PLUGIN_NAMESPACE = "resnet_deploy"
+PLUGIN_VERSION = "1"
 
 FUNCTION_ATTRIBUTES = ("plugin_namespace", "plugin_version", "aot")
 _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}

@@ -30,13 +30,16 @@ class Int8Options:
     batch_size: int = DEFAULT_BATCH
     max_accuracy_drop: float | None = None
     #: Q/DQ placement (:mod:`.qdq`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime) or "onnxruntime"
-    #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it)
-    placement: str = "tensorrt"
+    #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it); None: "tensorrt" here, the backend's own in build
+    placement: str | None = None
     #: dtype of layers kept out of int8 by ``max_accuracy_drop``; None: fp16 for TensorRT, fp32 for ONNX Runtime
     keep_dtype: str | None = None
 
+    def resolved_placement(self) -> str:
+        return self.placement or "tensorrt"
+
     def resolved_keep_dtype(self) -> str:
-        return self.keep_dtype or ("fp16" if self.placement == "tensorrt" else "fp32")
+        return self.keep_dtype or ("fp16" if self.resolved_placement() == "tensorrt" else "fp32")
 
     def resolved_method(self) -> str:
         return self.method or DEFAULT_METHOD
@@ -48,7 +51,7 @@ class Int8Options:
             raise UserError(f"percentile must be in (0, 100], got {self.percentile}")
         if self.percentile is not None and self.resolved_method() != "percentile":
             raise UserError("--calib-percentile only applies to --calib-method percentile")
-        if self.placement not in PLACEMENTS:
+        if self.placement is not None and self.placement not in PLACEMENTS:
             raise UserError(f"unknown Q/DQ placement '{self.placement}' (choose from {', '.join(PLACEMENTS)})")
         if self.keep_dtype is not None and self.keep_dtype not in KEEP_DTYPES:
             raise UserError(f"unknown dtype '{self.keep_dtype}' for layers kept out of int8 (choose fp32 or fp16)")
@@ -114,7 +117,8 @@ def quantize_int8(
 
     named = name_nodes(model)
     plans = {p: plan_qdq(named, p) for p in PLACEMENTS}
-    plan = plans[options.placement]
+    placement = options.resolved_placement()
+    plan = plans[placement]
     if not plan.layers:
         raise UserError("the model has no Conv/Gemm layer with float32 weights to quantize")
     # One calibration serves both placements, so one cache serves both backends.
@@ -170,7 +174,7 @@ def quantize_int8(
         )
         keep = set(mixed.keep_float)
 
-    say(f"inserting Q/DQ ({options.placement} placement)")
+    say(f"inserting Q/DQ ({placement} placement)")
     quantized, report = insert_qdq(named, plan, amax, keep, options.resolved_keep_dtype())
     report.notes.append(f"ranges: {method} ({source}, {samples} samples)")
     return Int8Result(
@@ -186,7 +190,7 @@ def quantize_int8(
         cache_to_write=cache_to_write,
         mixed=mixed,
         layers=list(plan.layers),
-        placement=options.placement,
+        placement=placement,
     )
 
 

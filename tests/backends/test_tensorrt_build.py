@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from resnet_deploy.backends.tensorrt import compat
 from resnet_deploy.errors import UserError
+from resnet_deploy.info import from_sidecar
 
 pytestmark = pytest.mark.skipif(compat.available() is None, reason="neither TensorRT nor TensorRT-RTX is installed")
 
@@ -25,13 +26,13 @@ from resnet_deploy.backends.tensorrt.builder import (  # noqa: E402
     EngineBuildOptions,
     build_engine,
 )
-from resnet_deploy.backends.tensorrt.inspect import format_engine_summary, inspect_engine  # noqa: E402
+from resnet_deploy.backends.tensorrt.engine_inspector import format_engine_summary, inspect_engine  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ graphs
 
 
 def export(arch: str, input_size: int, num_classes: int = 10) -> onnx.ModelProto:
-    from resnet_deploy.export import export_onnx
+    from resnet_deploy.build import export_onnx
     from resnet_deploy.models.weights import load_model
 
     model, info = load_model(arch, num_classes=num_classes, input_size=input_size)
@@ -165,7 +166,7 @@ def test_resnet18_fp32_engine(tmp_path: Path, resnet18_64: onnx.ModelProto) -> N
     assert sum(layer["type"] == "CONVOLUTION" for layer in meta["layers"]["items"]) == 20  # 17 + 3 downsample
     assert meta["model"]["arch"] == "resnet18" and meta["model"]["num_classes"] == 10
     assert meta["build_options"]["opt_level"] == 3 and meta["build_options"]["max_batch"] == 16
-    info = sc.model_info(meta)
+    info = from_sidecar(meta)
     assert info is not None and (info.arch, info.num_classes, info.input_size) == ("resnet18", 10, 64)
     assert leftovers(tmp_path) == []
 
@@ -192,7 +193,7 @@ def test_resnet50_224_fp32_and_fp16_engines(tmp_path: Path) -> None:
 
 
 def _bundled() -> list[str]:
-    from resnet_deploy.models.weights import bundled_checkpoints
+    from resnet_deploy.models.bundled import bundled_checkpoints
 
     return sorted(bundled_checkpoints())
 
@@ -202,7 +203,7 @@ def _bundled() -> list[str]:
 )
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_bundled_checkpoint_engines(tmp_path: Path, name: str, precision: str) -> None:
-    from resnet_deploy.export import export_onnx
+    from resnet_deploy.build import export_onnx
     from resnet_deploy.models.weights import load_model
 
     model, info = load_model(weights=name)
@@ -217,13 +218,13 @@ def test_bundled_checkpoint_engines(tmp_path: Path, name: str, precision: str) -
     assert pre["mean"] == info.mean and pre["std"] == info.std
     assert pre["normalization"] == ("in_graph" if info.mean is not None else "caller")
     assert meta["model"]["name"] == info.name and meta["model"]["labels"] == info.labels
-    assert sc.model_info(meta) == info
+    assert from_sidecar(meta) == info
 
 
 def test_int8_qdq_graph_parses_and_builds(tmp_path: Path) -> None:
     graph = qdq_conv_graph()
-    opts = EngineBuildOptions(max_batch=8, calibration_method="max", calibration_cache_sha256="ab" * 32)
-    report = build_engine(graph, tmp_path / "qdq.engine", opts)
+    calibration = {"method": "max", "cache_sha256": "ab" * 32}
+    report = build_engine(graph, tmp_path / "qdq.engine", EngineBuildOptions(max_batch=8), calibration=calibration)
     meta = check_build(report, graph, [3, 16, 16], 5, "int8")
     types = [layer["type"] for layer in meta["layers"]["items"]]
     assert types.count("QUANTIZE") == 2 and types.count("DEQUANTIZE") == 4  # 2 activation pairs + 2 weight DQs

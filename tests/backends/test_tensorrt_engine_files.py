@@ -17,13 +17,14 @@ from onnx import TensorProto, helper, numpy_helper
 from resnet_deploy.backends.tensorrt import compat
 from resnet_deploy.backends.tensorrt import sidecar as sc
 from resnet_deploy.backends.tensorrt.compat import GpuInfo, TrtInfo
-from resnet_deploy.backends.tensorrt.inspect import (
+from resnet_deploy.backends.tensorrt.engine_inspector import (
     format_engine_summary,
     inspect_engine,
     layers_from_inspector_json,
     summarize_layers,
 )
 from resnet_deploy.errors import UserError
+from resnet_deploy.info import from_sidecar
 
 needs_trt = pytest.mark.skipif(compat.available() is None, reason="neither TensorRT nor TensorRT-RTX is installed")
 needs_gpu_runtime = pytest.mark.skipif(
@@ -84,7 +85,7 @@ def test_a_fresh_engine_verifies(built: tuple[Path, bytes, bytes], tmp_path: Pat
     path = copy_engine(built, tmp_path)
     data, meta, warnings = sc.verify_engine_file(path, compat.info(), compat.gpu())
     assert data == built[1] and meta["engine"]["file"] == "tiny.engine" and warnings == []
-    assert sc.model_info(meta) is None  # a foreign graph carries no ModelInfo
+    assert from_sidecar(meta) is None  # a foreign graph carries no ModelInfo
 
 
 @needs_trt
@@ -269,8 +270,9 @@ def test_inspector_json_parsing_and_summary() -> None:
 
 def test_importing_the_package_imports_no_tensorrt() -> None:
     code = (
-        "import sys, resnet_deploy, resnet_deploy.runtime, resnet_deploy.backends.tensorrt, "
-        "resnet_deploy.backends.tensorrt.builder, resnet_deploy.backends.tensorrt.inspect\n"
+        "import sys, resnet_deploy, resnet_deploy.backends.loader, resnet_deploy.backends.tensorrt, "
+        "resnet_deploy.backends.tensorrt.builder, resnet_deploy.backends.tensorrt.engine_inspector, "
+        "resnet_deploy.backends.tensorrt.plugin, resnet_deploy.backends.tensorrt.autotune\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'tensorrt_rtx_bindings', 'tensorrt_rtx')]\n"
         "assert not bad, bad\n"
     )

@@ -14,9 +14,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from resnet_deploy.build import export_onnx
 from resnet_deploy.cli import main
-from resnet_deploy.export import export_onnx, save_onnx
 from resnet_deploy.models.weights import load_model, save_checkpoint
+from resnet_deploy.onnx_io import save_onnx
 
 
 @pytest.fixture(scope="module")

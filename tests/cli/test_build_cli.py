@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from resnet_deploy.cli import main
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
-from resnet_deploy.models.weights import ModelInfo, save_checkpoint
+from resnet_deploy.models.weights import save_checkpoint
 
 INFO = ModelInfo(
     arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353], dataset="fashion-mnist"

@@ -17,8 +17,9 @@ import torch
 from resnet_deploy.api import export_model, parameter_count
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.cli import main
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import ARCHITECTURES, build_model
-from resnet_deploy.models.weights import ModelInfo, save_checkpoint
+from resnet_deploy.models.weights import save_checkpoint
 
 if TYPE_CHECKING:
     from conftest import ExportedModel
@@ -421,7 +422,7 @@ def test_bundled_checkpoint_on_real_fashion_mnist(tmp_path: Path, capsys: pytest
     from PIL import Image
 
     from resnet_deploy.data.idx import FASHION_MNIST_DIR, load_fashion_mnist
-    from resnet_deploy.models.weights import bundled_checkpoints
+    from resnet_deploy.models.bundled import bundled_checkpoints
 
     if "fmnist_resnet20" not in bundled_checkpoints():
         pytest.skip("bundled checkpoint fmnist_resnet20 not present")

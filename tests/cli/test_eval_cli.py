@@ -15,9 +15,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from resnet_deploy.cli import main
 from resnet_deploy.data.idx import FASHION_MNIST_DIR
-from resnet_deploy.export import set_info
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models.registry import build_model
-from resnet_deploy.models.weights import ModelInfo, save_checkpoint
+from resnet_deploy.models.weights import save_checkpoint
+from resnet_deploy.onnx_io import set_info
 
 INFO = ModelInfo(arch="resnet20", num_classes=10, in_channels=1, input_size=28, dataset="fashion-mnist")
 needs_fmnist = pytest.mark.skipif(
@@ -93,8 +94,9 @@ def test_default_data_is_fashion_mnist_test(tmp_path: Path, capsys: pytest.Captu
 
 @needs_fmnist
 def test_checkpoint_vs_its_onnx_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from resnet_deploy.export import export_onnx, save_onnx
+    from resnet_deploy.build import export_onnx
     from resnet_deploy.models.weights import load_model
+    from resnet_deploy.onnx_io import save_onnx
 
     info = ModelInfo(
         arch="resnet20",

@@ -11,7 +11,7 @@ from PIL import Image
 from resnet_deploy.data import FolderDataset, open_dataset
 from resnet_deploy.data.idx import FASHION_MNIST_DIR
 from resnet_deploy.errors import UserError
-from resnet_deploy.models.weights import ModelInfo
+from resnet_deploy.info import ModelInfo
 
 SMALL_RGB = ModelInfo(arch="resnet18", num_classes=3, in_channels=3, input_size=32, mean=[0.5] * 3, std=[0.5] * 3)
 FMNIST = ModelInfo(arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353])

@@ -10,7 +10,7 @@ from PIL import Image
 
 from resnet_deploy.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, load_image, resize_plan
 from resnet_deploy.errors import UserError
-from resnet_deploy.models.weights import ModelInfo
+from resnet_deploy.info import ModelInfo
 
 IMAGENET = ModelInfo(arch="resnet50")  # 3 x 224, normalisation left to the caller
 FMNIST = ModelInfo(arch="resnet20", in_channels=1, input_size=28, mean=[0.286], std=[0.353], num_classes=10)

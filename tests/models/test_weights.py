@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from resnet_deploy.errors import UserError
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
-from resnet_deploy.models.weights import ModelInfo, load_model, read_checkpoint, save_checkpoint
+from resnet_deploy.models.weights import load_model, read_checkpoint, save_checkpoint
 
 ARCH = "resnet20"  # the smallest network: these tests are about containers, not about size
 

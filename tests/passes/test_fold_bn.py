@@ -12,8 +12,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from resnet_deploy.export import torch_to_onnx
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
-from resnet_deploy.models.weights import ModelInfo
 from resnet_deploy.passes.fold_bn import fold_batchnorm
 
 C_IN, C_OUT, HW = 3, 4, 6

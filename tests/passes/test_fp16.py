@@ -10,10 +10,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+from resnet_deploy.build import export_onnx
 from resnet_deploy.errors import UserError
-from resnet_deploy.export import export_onnx
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import NormalizedModel, build_model
-from resnet_deploy.models.weights import ModelInfo
 from resnet_deploy.passes.fp16 import FP16_MAX, to_fp16
 
 

@@ -10,15 +10,18 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from resnet_deploy.export import export_onnx
+from resnet_deploy.build import export_onnx
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models.registry import build_model
-from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
+from resnet_deploy.models.weights import randomize_batchnorm
 from resnet_deploy.passes.residual_fusion import (
+    PLUGIN_NAME,
+    PLUGIN_NAMESPACE,
+    PLUGIN_VERSION,
     count_fused,
     fuse_residual_add_relu,
     unfuse_residual_add_relu,
 )
-from resnet_deploy.plugins import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 
 def _export(arch: str, seed: int) -> onnx.ModelProto:

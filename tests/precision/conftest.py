@@ -10,9 +10,10 @@ import onnx
 import pytest
 import torch
 
-from resnet_deploy.export import export_onnx
+from resnet_deploy.build import export_onnx
+from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import NormalizedModel, build_model
-from resnet_deploy.models.weights import ModelInfo, randomize_batchnorm
+from resnet_deploy.models.weights import randomize_batchnorm
 
 
 def export_small(arch: str, seed: int = 0) -> tuple[onnx.ModelProto, ModelInfo]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
-from resnet_deploy.models.weights import bundled_checkpoints
+from resnet_deploy.models.bundled import bundled_checkpoints
 
 CHECKPOINTS = ("fmnist_resnet20", "fmnist_resnet50_small")
 
@@ -24,8 +24,8 @@ def _top1(model, x: np.ndarray, y: np.ndarray) -> float:  # type: ignore[no-unty
 def test_fp16_and_int8_accuracy(name: str) -> None:
     if name not in bundled_checkpoints():
         pytest.skip(f"bundled checkpoint {name} is not installed (train it with benchmarks/train_reference.py)")
+    from resnet_deploy.build import export_onnx
     from resnet_deploy.data import load_fashion_mnist
-    from resnet_deploy.export import export_onnx
     from resnet_deploy.models.weights import load_model
     from resnet_deploy.passes.fp16 import to_fp16
     from resnet_deploy.precision.ptq import Int8Options, quantize_int8

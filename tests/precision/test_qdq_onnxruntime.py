@@ -100,8 +100,9 @@ def test_onnxruntime_turns_every_conv_and_add_into_int8_kernels(
 def test_int8_kernels_compute_what_the_qdq_graph_says(fmnist_images: np.ndarray) -> None:
     """ONNX Runtime's fused int8 kernels against the same Q/DQ graph run node by node in float. With full 8-bit
     weights this fails on x86 without VNNI (int16 saturation: 91 % agreement measured on this checkpoint)."""
-    from resnet_deploy.export import export_onnx
-    from resnet_deploy.models.weights import bundled_checkpoints, load_model
+    from resnet_deploy.build import export_onnx
+    from resnet_deploy.models.bundled import bundled_checkpoints
+    from resnet_deploy.models.weights import load_model
 
     if "fmnist_resnet50_small" not in bundled_checkpoints():
         pytest.skip("bundled checkpoint fmnist_resnet50_small is not installed")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .builder import EngineBuildOptions, EngineBuildReport, build_engine
-    from .inspect import format_engine_summary, inspect_engine
+    from .engine_inspector import format_engine_summary, inspect_engine
     from .runtime import TensorRTModel
 
 __all__ = [
@@ -26,8 +26,8 @@ _LAZY = {
     "EngineBuildOptions": "builder",
     "EngineBuildReport": "builder",
     "build_engine": "builder",
-    "inspect_engine": "inspect",
-    "format_engine_summary": "inspect",
+    "inspect_engine": "engine_inspector",
+    "format_engine_summary": "engine_inspector",
     "TensorRTModel": "runtime",
 }
 

@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from ... import __version__
 from ..._io import atomic_path, atomic_write_bytes, check_writable
+from ..._version import __version__
 from ...errors import UserError
-from ...models.weights import ModelInfo
-from . import compat, inspect
+from ...info import ModelInfo, to_sidecar
+from ...onnx_io import check_model, check_no_external_data, graph_precision, info_from_onnx, load_onnx
+from . import compat, engine_inspector
 from . import sidecar as sc
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 TIMING_CACHE_MAGIC = b"RDTC1\n"
 HARDWARE_COMPAT = {"none": "NONE", "ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
-_ORT_PRECISION_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass
@@ -54,8 +54,6 @@ class EngineBuildOptions:
     hardware_compat: str = "none"  # none | ampere_plus | same_compute_capability
     timing_cache: str | Path | None = None  # file to load (if present and valid) and save after the build
     profiling_verbosity: str = "detailed"  # detailed | layer_names_only | none
-    calibration_method: str | None = None  # INT8: how the Q/DQ scales were computed (recorded in the sidecar)
-    calibration_cache_sha256: str | None = None
 
     def resolved_opt_batch(self) -> int:
         return self.max_batch if self.opt_batch is None else self.opt_batch
@@ -82,8 +80,6 @@ class EngineBuildOptions:
         d = asdict(self)
         d["opt_batch"] = self.resolved_opt_batch()
         d["timing_cache"] = str(self.timing_cache) if self.timing_cache is not None else None
-        d.pop("calibration_method")
-        d.pop("calibration_cache_sha256")
         return d
 
 
@@ -220,8 +216,6 @@ def write_timing_cache(path: Path, payload: bytes, running: compat.TrtInfo) -> N
 def _as_model(onnx_model: onnx.ModelProto | bytes | str | Path) -> tuple[onnx.ModelProto, bytes]:
     """(validated ModelProto, the exact bytes TensorRT will parse)."""
     if isinstance(onnx_model, str | Path):
-        from ...export import load_onnx
-
         model = load_onnx(onnx_model)
         return model, model.SerializeToString()
     if isinstance(onnx_model, bytes | bytearray | memoryview):
@@ -237,34 +231,14 @@ def _as_model(onnx_model: onnx.ModelProto | bytes | str | Path) -> tuple[onnx.Mo
         raise UserError(f"build_engine takes an ONNX ModelProto, bytes or a path, not {type(onnx_model).__name__}")
     if not model.graph.node:
         raise UserError("the ONNX model has no graph")
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            raise UserError("the ONNX model keeps weights in external files, which resnet-deploy does not load")
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise UserError(f"the ONNX model fails the checker: {str(exc).strip().splitlines()[0]}") from None
+    check_no_external_data(model)
+    check_model(model)
     return model, data
-
-
-def graph_precision(model: onnx.ModelProto) -> str:
-    """'int8' for a Q/DQ graph, 'fp16' when float16 weights or casts are present, else 'fp32'."""
-    ops = {n.op_type for n in model.graph.node}
-    if ops & set(_ORT_PRECISION_OPS):
-        return "int8"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
-        return "fp16"
-    for n in model.graph.node:
-        if n.op_type == "Cast" and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in n.attribute):
-            return "fp16"
-    return "fp32"
 
 
 def _model_info(model: onnx.ModelProto, info: ModelInfo | None) -> ModelInfo | None:
     if info is not None:
         return info
-    from ...export import info_from_onnx
-
     return info_from_onnx(model)
 
 
@@ -285,7 +259,7 @@ def _parse_error_message(parser: trt.OnnxParser) -> str:
 
 def _io_tensors(network: trt.INetworkDefinition) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     def desc(t: trt.ITensor) -> dict[str, Any]:
-        return {"name": str(t.name), "dtype": inspect._dtype_name(t.dtype), "shape": compat.dims_list(t.shape)}
+        return {"name": str(t.name), "dtype": engine_inspector.dtype_name(t.dtype), "shape": compat.dims_list(t.shape)}
 
     ins = [desc(network.get_input(i)) for i in range(network.num_inputs)]
     outs = [desc(network.get_output(i)) for i in range(network.num_outputs)]
@@ -301,11 +275,13 @@ def build_engine(
     options: EngineBuildOptions | None = None,
     info: ModelInfo | None = None,
     extra: dict[str, str | int | float | bool | None] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> EngineBuildReport:
     """Build a TensorRT engine from our final ONNX and write ``out_path`` plus ``out_path + '.json'``.
 
     ``info`` defaults to the ModelInfo stored in the ONNX metadata. ``extra`` is free-form scalar data recorded
-    in the sidecar (e.g. which passes ran). Nothing is written unless the build succeeds.
+    in the sidecar (e.g. which passes ran); ``calibration`` (INT8: ``{"method", "cache_sha256"}``) says where the
+    Q/DQ scales came from. Nothing is written unless the build succeeds.
     """
     options = options or EngineBuildOptions()
     options.validate()
@@ -384,7 +360,7 @@ def build_engine(
         # TensorRT says so when it cannot use the bytes (seen with TensorRT-RTX without a GPU: every cache).
         cache_rejected = payload is not None and any("timing cache" in m.lower() for m in log.since(mark))
 
-    network_layers = inspect.layers_from_network(network)
+    network_layers = engine_inspector.layers_from_network(network)
     inputs, outputs = _io_tensors(network)
     read_back = profile.get_shape(input_tensor.name)
     profile_shapes = {
@@ -411,7 +387,7 @@ def build_engine(
 
         _runtime, engine = deserialize_engine_bytes(engine_data, logger)
         engine_layers = int(engine.num_layers)
-        layers, layer_source = inspect.layers_from_engine(engine), "engine_inspector"
+        layers, layer_source = engine_inspector.layers_from_engine(engine), "engine_inspector"
 
     meta = _sidecar_dict(
         engine_data=engine_data,
@@ -428,6 +404,7 @@ def build_engine(
         layers=layers,
         layer_source=layer_source,
         extra=extra,
+        calibration=calibration,
     )
     sc.validate(meta, str(side_path))
     with atomic_path(out_path) as tmp_engine, atomic_path(side_path) as tmp_side:
@@ -478,26 +455,17 @@ def _sidecar_dict(
     layers: list[dict[str, Any]],
     layer_source: str,
     extra: dict[str, Any] | None,
+    calibration: dict[str, Any] | None,
 ) -> dict[str, Any]:
     inp = inputs[0]
-    normalized = info is not None and info.mean is not None and info.std is not None
-    calibration = None
-    if options.calibration_method is not None:
-        calibration = {"method": options.calibration_method, "cache_sha256": options.calibration_cache_sha256}
+    sections = to_sidecar(info, inp["shape"])
     return {
         "format": sc.SIDECAR_FORMAT,
         "resnet_deploy_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "engine": {"file": engine_name, "sha256": sc.sha256_bytes(engine_data), "size": len(engine_data)},
         "source_onnx": {"sha256": sc.sha256_bytes(onnx_bytes), "size": len(onnx_bytes)},
-        "model": {
-            "arch": info.arch if info else None,
-            "name": info.name if info else None,
-            "num_classes": info.num_classes if info else None,
-            "dataset": info.dataset if info else None,
-            "labels": info.labels if info else None,
-            "top1": info.top1 if info else None,
-        },
+        "model": sections["model"],
         "precision": precision,
         "tensorrt": {"flavour": running.flavour, "version": running.version},
         "gpu": {"name": gpu_info.name, "compute_capability": gpu_info.cc_str} if gpu_info else None,
@@ -510,15 +478,7 @@ def _sidecar_dict(
             "max_shape": profile_shapes["max"],
         },
         "outputs": outputs,
-        "preprocessing": {
-            "layout": "NCHW",
-            "input_size": info.input_size if info else inp["shape"][-1],
-            "in_channels": info.in_channels if info else inp["shape"][1],
-            "mean": info.mean if info else None,
-            "std": info.std if info else None,
-            "normalization": "in_graph" if normalized else "caller",
-            "input_range": "[0, 1]" if normalized else None,
-        },
+        "preprocessing": sections["preprocessing"],
         "calibration": calibration,
         "build_options": options.to_dict(),
         "layers": {"source": layer_source, "count": len(layers), "items": layers},

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import UserError
+from ...info import from_sidecar
 from ..base import InferenceModel
 from . import compat
 from . import sidecar as sc
@@ -254,7 +255,7 @@ class TensorRTModel(InferenceModel):
         self._cuda.set_device(device)
         if meta["extra"].get("residual_fusion") == "plugin":
             # the Python IPluginV3 lives in this process: TensorRT needs it registered before deserializing
-            from ...plugins.residual_add_relu_trt import register_python_plugin
+            from .plugin import register_python_plugin
 
             register_python_plugin()
         self._runtime, self.engine = deserialize_engine_bytes(data)
@@ -285,7 +286,7 @@ class TensorRTModel(InferenceModel):
             input_dtype=self._in_dtype,
             output_name=out_name,
             max_batch=mx[0],
-            info=sc.model_info(meta),
+            info=from_sidecar(meta),
             path=path,
         )
         self.precision = str(meta["precision"])

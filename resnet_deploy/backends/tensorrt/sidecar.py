@@ -18,7 +18,6 @@ from typing import Any
 
 from ..._io import atomic_write_text
 from ...errors import UserError
-from ...models.weights import ModelInfo
 from .compat import GpuInfo, TrtInfo
 
 SIDECAR_FORMAT = "resnet-deploy-engine/1"
@@ -248,23 +247,6 @@ def read(path: str | Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: engine sidecar is not valid JSON ({exc})") from None
     return validate(obj, str(path))
-
-
-def model_info(meta: dict[str, Any]) -> ModelInfo | None:
-    """The :class:`ModelInfo` a validated sidecar describes (None for an engine of a foreign ONNX graph)."""
-    model, pre = meta["model"], meta["preprocessing"]
-    if model["arch"] is None:
-        return None
-    info = ModelInfo(arch=model["arch"], mean=pre["mean"], std=pre["std"])
-    if model.get("num_classes") is not None:
-        info.num_classes = model["num_classes"]
-    if pre["in_channels"] is not None:
-        info.in_channels = pre["in_channels"]
-    if pre["input_size"] is not None:
-        info.input_size = pre["input_size"]
-    info.dataset, info.labels, info.name = model.get("dataset"), model.get("labels"), model.get("name")
-    info.top1 = model.get("top1")
-    return info
 
 
 # -------------------------------------------------------------------------------------------- compatibility

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from resnet_deploy.backends.tensorrt import plugin as plug
 from resnet_deploy.errors import UserError
 from resnet_deploy.kernels import KERNEL_NAMES, SOURCE_DIR
-from resnet_deploy.plugins import residual_add_relu_trt as plug
 
 
 def test_import_needs_neither_tensorrt_nor_cuda_python() -> None:
     code = (
-        "import sys, resnet_deploy.plugins.residual_add_relu_trt, resnet_deploy.passes.residual_fusion;"
+        "import sys, resnet_deploy.backends.tensorrt.plugin, resnet_deploy.passes.residual_fusion;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorrt', 'cuda', 'cupy')];"
         "assert not bad, bad"
     )

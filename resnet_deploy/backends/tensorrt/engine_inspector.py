@@ -55,7 +55,7 @@ def onnx_nodes_from_metadata(metadata: str) -> list[str]:
     return _ONNX_LAYER.findall(metadata or "")
 
 
-def _dtype_name(dtype: Any) -> str:
+def dtype_name(dtype: Any) -> str:
     name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
     return _DTYPE_NAMES.get(name, name)
 
@@ -65,12 +65,12 @@ def layers_from_network(network: trt.INetworkDefinition) -> list[dict[str, Any]]
     out: list[dict[str, Any]] = []
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        precisions = sorted({_dtype_name(layer.get_output(j).dtype) for j in range(layer.num_outputs)})
+        precisions = sorted({dtype_name(layer.get_output(j).dtype) for j in range(layer.num_outputs)})
         metadata = str(getattr(layer, "metadata", "") or "")  # ILayer.metadata: TensorRT 10.0+
         out.append(
             {
                 "name": str(layer.name),
-                "type": _dtype_name(layer.type),
+                "type": dtype_name(layer.type),
                 "precisions": precisions,
                 "onnx_nodes": onnx_nodes_from_metadata(metadata),
                 "tactic": None,

@@ -1,0 +1,84 @@
+"""``resnet_deploy.load``: one call from a model file or bundled name to a ready :class:`InferenceModel`.
+
+The backend follows from the file: ONNX Runtime for ``.onnx``, TensorRT for engines, PyTorch eager for checkpoints
+and bundled checkpoint names. Each backend module is imported only when its kind of model is loaded, so loading an
+``.onnx`` never imports PyTorch or TensorRT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..models.bundled import bundled_checkpoints
+from .base import InferenceModel
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+
+_OPTIONS = {
+    "onnx": {"providers", "threads", "optimization"},
+    "engine": {"device", "cuda_graphs", "sidecar"},
+    "checkpoint": {"arch", "input_size", "device", "half"},
+}
+_WHAT = {"onnx": "an ONNX model", "engine": "a TensorRT engine", "checkpoint": "a PyTorch checkpoint"}
+
+
+def model_kind(spec: str | Path) -> str:
+    """ "onnx", "engine" or "checkpoint" for what ``spec`` names (by suffix or bundled name), checking it exists."""
+    if isinstance(spec, str) and spec in bundled_checkpoints():
+        return "checkpoint"
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise UserError(f"model {spec} not found (not a file, nor a bundled checkpoint name)")
+    if not path.is_file():
+        raise UserError(f"model {spec} is not a file")
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in ENGINE_SUFFIXES:
+        return "engine"
+    if suffix in CHECKPOINT_SUFFIXES:
+        return "checkpoint"
+    raise UserError(
+        f"{spec} is not a model: expected .onnx, a TensorRT engine ({', '.join(ENGINE_SUFFIXES)}), "
+        f"or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
+    )
+
+
+def load(spec: str | Path, **options: Any) -> InferenceModel:
+    """Load a model for inference: an ``.onnx`` file (ONNX Runtime), a TensorRT engine (``.engine``/``.plan``/
+    ``.trt``), or a PyTorch checkpoint file or bundled checkpoint name (PyTorch eager, e.g. ``"fmnist_resnet20"``).
+
+    Options by kind -- ONNX: ``providers``, ``threads``, ``optimization`` ("all", "basic", "none"). Engine:
+    ``device`` (int), ``cuda_graphs`` (bool), ``sidecar`` (path; default ``<engine>.json``). Checkpoint: ``arch``
+    (for files that do not name it), ``input_size``, ``device`` ("cpu", "cuda"), ``half``. Anything wrong -- a
+    missing file, an option for another kind, an engine this machine cannot run or that does not match its
+    sidecar -- is a one-line :class:`~resnet_deploy.errors.UserError`.
+    """
+    kind = model_kind(spec)
+    unknown = sorted(k for k, v in options.items() if k not in _OPTIONS[kind] and v is not None)
+    if unknown:
+        flags = ", ".join(unknown)
+        if kind != "checkpoint" and set(unknown) <= _OPTIONS["checkpoint"]:
+            as_flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            raise UserError(f"{as_flags} applies to PyTorch checkpoints, not to {spec}")
+        raise UserError(f"unknown option(s) {flags} for {_WHAT[kind]} (allowed: {', '.join(sorted(_OPTIONS[kind]))})")
+    given = {k: v for k, v in options.items() if v is not None}
+    if kind == "onnx":
+        from .onnxruntime import OnnxRuntimeModel
+
+        return OnnxRuntimeModel(Path(spec), **given)
+    if kind == "engine":
+        from .tensorrt.runtime import TensorRTModel
+
+        return TensorRTModel(Path(spec), **given)
+    from ..models.bundled import resolve_weights
+    from ..models.weights import load_model
+    from .torch_eager import TorchModel
+
+    module, info = load_model(given.pop("arch", None), spec, input_size=given.pop("input_size", None))
+    model = TorchModel(module, info, **given)
+    model.path = resolve_weights(spec)  # reports then name the file, as for ONNX models and engines
+    return model

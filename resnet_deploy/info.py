@@ -1,0 +1,157 @@
+"""What a model is, in one record that travels with it: checkpoint metadata -> ONNX metadata -> engine sidecar.
+
+:class:`ModelInfo` and every conversion to and from its stored forms live here, torch-free, so that running an
+``.onnx`` or an engine never needs PyTorch:
+
+- checkpoints and ONNX ``metadata_props`` hold the same flat string map (:meth:`ModelInfo.to_metadata`,
+  :meth:`ModelInfo.from_metadata`); in ONNX the keys carry the prefix :data:`METADATA_PREFIX`
+  (:func:`to_onnx_props`, :func:`from_onnx_props`);
+- an engine sidecar holds ``model`` and ``preprocessing`` sections (:func:`to_sidecar`, :func:`from_sidecar`);
+- a foreign graph without any of these still tells its input layout (:func:`from_input_shape`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import UserError
+
+CHECKPOINT_FORMAT = "resnet-deploy-checkpoint/1"
+METADATA_PREFIX = "resnet_deploy."
+
+
+@dataclass
+class ModelInfo:
+    """What travels with a model from checkpoint to ONNX metadata to engine sidecar."""
+
+    arch: str
+    num_classes: int = 1000
+    in_channels: int = 3
+    input_size: int = 224
+    mean: list[float] | None = None  # normalisation inside the graph; None = the caller normalises
+    std: list[float] | None = None
+    dataset: str | None = None
+    labels: list[str] | None = None
+    name: str | None = None  # bundled checkpoint name
+    top1: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def normalizes_in_graph(self) -> bool:
+        return self.mean is not None and self.std is not None
+
+    def to_metadata(self) -> dict[str, str]:
+        """Flatten to string key/values (safetensors metadata, ONNX metadata_props)."""
+        out = {"format": CHECKPOINT_FORMAT}
+        for key, value in asdict(self).items():
+            if value is None or key == "extra":
+                continue
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str], source: str = "metadata") -> ModelInfo:
+        """Parse and validate metadata written by :meth:`to_metadata`."""
+        if "arch" not in meta:
+            raise UserError(f"{source}: no 'arch' in the checkpoint metadata")
+        kwargs: dict[str, Any] = {"arch": meta["arch"]}
+        try:
+            for key in ("num_classes", "in_channels", "input_size"):
+                if key in meta:
+                    kwargs[key] = int(json.loads(meta[key]))
+            for key in ("mean", "std"):
+                if key in meta:
+                    kwargs[key] = [float(v) for v in json.loads(meta[key])]
+            if "labels" in meta:
+                kwargs["labels"] = [str(v) for v in json.loads(meta["labels"])]
+            if "top1" in meta:
+                kwargs["top1"] = float(json.loads(meta["top1"]))
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{source}: malformed checkpoint metadata ({exc})") from None
+        for key in ("dataset", "name"):
+            if key in meta:
+                kwargs[key] = meta[key]
+        info = cls(**kwargs)
+        if info.mean is not None and (info.std is None or len(info.mean) != len(info.std)):
+            raise UserError(f"{source}: mean and std must both be given with the same length")
+        return info
+
+
+# ------------------------------------------------------------------------------------------ ONNX metadata_props
+
+
+def to_onnx_props(info: ModelInfo, existing: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``existing`` ONNX metadata with our keys replaced by ``info``'s (prefixed :data:`METADATA_PREFIX`)."""
+    meta = {k: v for k, v in (existing or {}).items() if not k.startswith(METADATA_PREFIX)}
+    meta.update({METADATA_PREFIX + k: v for k, v in info.to_metadata().items()})
+    return meta
+
+
+def from_onnx_props(props: Mapping[str, str]) -> ModelInfo | None:
+    """The :class:`ModelInfo` in ONNX ``metadata_props`` (as a dict), or None for a foreign ONNX file."""
+    meta = {k.removeprefix(METADATA_PREFIX): v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
+    return ModelInfo.from_metadata(meta, "ONNX metadata") if "arch" in meta else None
+
+
+# ------------------------------------------------------------------------------------------------ engine sidecar
+
+
+def to_sidecar(info: ModelInfo | None, input_shape: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """The ``model`` and ``preprocessing`` sections of an engine sidecar; ``input_shape`` is the engine's NCHW."""
+    normalized = info is not None and info.normalizes_in_graph
+    return {
+        "model": {
+            "arch": info.arch if info else None,
+            "name": info.name if info else None,
+            "num_classes": info.num_classes if info else None,
+            "dataset": info.dataset if info else None,
+            "labels": info.labels if info else None,
+            "top1": info.top1 if info else None,
+        },
+        "preprocessing": {
+            "layout": "NCHW",
+            "input_size": info.input_size if info else input_shape[-1],
+            "in_channels": info.in_channels if info else input_shape[1],
+            "mean": info.mean if info else None,
+            "std": info.std if info else None,
+            "normalization": "in_graph" if normalized else "caller",
+            "input_range": "[0, 1]" if normalized else None,
+        },
+    }
+
+
+def from_sidecar(meta: Mapping[str, Any]) -> ModelInfo | None:
+    """The :class:`ModelInfo` a validated sidecar describes (None for an engine of a foreign ONNX graph)."""
+    model, pre = meta["model"], meta["preprocessing"]
+    if model["arch"] is None:
+        return None
+    in_graph = pre.get("normalization") == "in_graph"
+    info = ModelInfo(arch=model["arch"], mean=pre["mean"] if in_graph else None, std=pre["std"] if in_graph else None)
+    if model.get("num_classes") is not None:
+        info.num_classes = model["num_classes"]
+    if pre["in_channels"] is not None:
+        info.in_channels = pre["in_channels"]
+    if pre["input_size"] is not None:
+        info.input_size = pre["input_size"]
+    info.dataset, info.labels, info.name = model.get("dataset"), model.get("labels"), model.get("name")
+    info.top1 = model.get("top1")
+    return info
+
+
+# ------------------------------------------------------------------------------------------------ foreign graphs
+
+
+def from_input_shape(shape: Sequence[int | None]) -> ModelInfo | None:
+    """What a graph with no metadata tells of itself: channels and size from a static square NCHW input."""
+    if len(shape) == 4 and shape[1] is not None and shape[2] is not None and shape[2] == shape[3]:
+        return ModelInfo(arch="unknown", in_channels=int(shape[1]), input_size=int(shape[2]))
+    return None
+
+
+def describe_or_shape(info: ModelInfo | None, shape: Sequence[int | None]) -> ModelInfo | None:
+    """``info`` when the model carries it, else what its input shape tells (see :func:`from_input_shape`)."""
+    return info if info is not None else from_input_shape(shape)

@@ -1,0 +1,153 @@
+"""``resnet-deploy inspect``: what is inside an ONNX model or a TensorRT engine, as data and as text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .backends.loader import ENGINE_SUFFIXES
+from .errors import UserError
+from .info import METADATA_PREFIX
+from .onnx_io import STANDARD_DOMAINS, graph_precision, info_from_onnx, load_onnx, op_counts
+
+
+def _value_info(v: onnx.ValueInfoProto) -> dict[str, Any]:
+    t = v.type.tensor_type
+    dims: list[int | str | None] = []
+    for d in t.shape.dim:
+        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
+    dtype = onnx.TensorProto.DataType.Name(t.elem_type).lower() if t.elem_type else "unknown"
+    return {"name": v.name, "shape": dims, "dtype": dtype}
+
+
+def inspect_onnx(path: str | Path) -> dict[str, Any]:
+    """Describe an ONNX file: ops, I/O, opset, resnet-deploy metadata, precision, weights, Q/DQ and plugin nodes."""
+    from onnx import numpy_helper
+
+    path = Path(path)
+    try:
+        model = load_onnx(path, check=False)  # inspect reports checker failures instead of refusing the file
+    except UserError as exc:
+        if "not an ONNX model" in str(exc):
+            raise UserError(f"{path} is not an ONNX model or TensorRT engine") from None
+        raise
+    try:
+        onnx.checker.check_model(model)
+        checker = "ok"
+    except onnx.checker.ValidationError as exc:
+        checker = "failed: " + (str(exc).strip().splitlines() or ["?"])[0]
+    graph = model.graph
+    init_names = {t.name for t in graph.initializer}
+    init_bytes = 0
+    n_params = 0
+    for t in graph.initializer:
+        arr = numpy_helper.to_array(t)
+        init_bytes += arr.nbytes
+        n_params += arr.size
+    ops = op_counts(model)
+    plugins = Counter(f"{n.domain}::{n.op_type}" for n in graph.node if n.domain not in STANDARD_DOMAINS)
+    try:
+        info = info_from_onnx(model)
+        info_dict: dict[str, Any] | None = None if info is None else asdict(info)
+        info_error = None
+    except UserError as exc:
+        info_dict, info_error = None, str(exc)
+    other_meta = {p.key: p.value for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)}
+    return {
+        "path": str(path),
+        "format": "onnx",
+        "size_bytes": path.stat().st_size,
+        "ir_version": model.ir_version,
+        "opset": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "checker": checker,
+        "precision": graph_precision(model),
+        "inputs": [_value_info(v) for v in graph.input if v.name not in init_names],
+        "outputs": [_value_info(v) for v in graph.output],
+        "nodes": len(graph.node),
+        "op_counts": ops,
+        "initializers": len(graph.initializer),
+        "initializer_bytes": init_bytes,
+        "parameters": n_params,
+        "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
+        "qdq_placement": next((p.value for p in model.metadata_props if p.key == "resnet_deploy.qdq_placement"), None),
+        "batchnorm_nodes": ops.get("BatchNormalization", 0),
+        "plugin_nodes": dict(plugins),
+        "model_info": info_dict,
+        "model_info_error": info_error,
+        "metadata": other_meta,
+    }
+
+
+def inspect_model(path: str | Path) -> dict[str, Any]:
+    """:func:`inspect_onnx` for ONNX files; the TensorRT engine inspection for .engine/.plan files."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found" if not path.exists() else f"{path} is not a file")
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        from .backends.tensorrt.engine_inspector import inspect_engine
+
+        return {"format": "engine", **inspect_engine(path)}
+    return inspect_onnx(path)
+
+
+def _shape(dims: list[Any]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+
+
+def format_onnx_summary(d: dict[str, Any]) -> str:
+    """Human-readable form of :func:`inspect_onnx`'s result."""
+    opsets = ", ".join(f"{k} {v}" for k, v in d["opset"].items())
+    lines = [
+        f"model       {d['path']} ({d['size_bytes'] / 1e6:.1f} MB, ONNX IR {d['ir_version']}, opset {opsets})",
+        f"producer    {d['producer'] or '?'}",
+        f"checker     {d['checker']}",
+        f"precision   {d['precision']}",
+    ]
+    for v in d["inputs"]:
+        lines.append(f"input       {v['name']} {v['dtype']} {_shape(v['shape'])}")
+    for v in d["outputs"]:
+        lines.append(f"output      {v['name']} {v['dtype']} {_shape(v['shape'])}")
+    lines.append(f"nodes       {d['nodes']}: " + ", ".join(f"{k} {v}" for k, v in d["op_counts"].items()))
+    lines.append(
+        f"weights     {d['initializers']} initializers, {d['parameters']:,} values, "
+        f"{d['initializer_bytes'] / 1e6:.2f} MB"
+    )
+    lines.append(f"batchnorm   {d['batchnorm_nodes']}")
+    placement = f" ({d['qdq_placement']} placement)" if d.get("qdq_placement") else ""
+    lines.append(f"q/dq nodes  {d['qdq_nodes']}{placement}")
+    plugins = d["plugin_nodes"]
+    lines.append("plugins     " + (", ".join(f"{k} {v}" for k, v in plugins.items()) if plugins else "none"))
+    info = d["model_info"]
+    if info is not None:
+        desc = f"{info['arch']}, {info['num_classes']} classes, input {info['in_channels']}x{info['input_size']}x"
+        desc += f"{info['input_size']}"
+        if info.get("mean") is not None:
+            desc += f", normalisation in graph (mean {info['mean']}, std {info['std']})"
+        if info.get("dataset"):
+            desc += f", trained on {info['dataset']}"
+        if info.get("top1") is not None:
+            desc += f" (top-1 {info['top1']:.2f} %)"
+        if info.get("name"):
+            desc += f", checkpoint {info['name']}"
+        lines.append(f"model info  {desc}")
+    elif d["model_info_error"]:
+        lines.append(f"model info  unreadable: {d['model_info_error']}")
+    else:
+        lines.append("model info  none (not exported by resnet-deploy)")
+    for k, v in d["metadata"].items():
+        lines.append(f"metadata    {k} = {v if len(v) <= 100 else v[:97] + '...'}")
+    return "\n".join(lines)
+
+
+def format_summary(result: dict[str, Any], max_layers: int = 0) -> str:
+    """The text form of :func:`inspect_model`'s result, for ONNX models and engines alike."""
+    if result.get("format") == "onnx":
+        return format_onnx_summary(result)
+    from .backends.tensorrt.engine_inspector import format_engine_summary
+
+    return format_engine_summary(result, max_layers=max_layers)

@@ -1,0 +1,107 @@
+"""ONNX files as untrusted input and as output: validated loading, atomic saving, our metadata, graph precision.
+
+Torch-free: every backend and pass reads models through here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from ._io import atomic_write_bytes
+from .errors import UserError
+from .info import ModelInfo, from_onnx_props, to_onnx_props
+
+MAX_ONNX_BYTES = 2 * 1024**3  # protobuf's own limit; larger files would need external data, which we refuse
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def check_no_external_data(model: onnx.ModelProto, source: str = "the ONNX model") -> None:
+    """Refuse weights kept in external files: resnet-deploy never reads files an ONNX model names."""
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise UserError(f"{source} keeps weights in external files, which resnet-deploy does not load")
+
+
+def load_onnx(path: str | Path, check: bool = True) -> onnx.ModelProto:
+    """Read an untrusted ONNX file: it must parse, pass the checker and keep all weights inside the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ONNX model {path} not found")
+    size = path.stat().st_size
+    if size == 0 or size > MAX_ONNX_BYTES:
+        raise UserError(f"{path} is not an ONNX model (size {size} bytes)")
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise UserError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+    if not model.graph.node or model.ir_version == 0:
+        raise UserError(f"{path} is not an ONNX model (no graph)")
+    check_no_external_data(model, str(path))
+    if check:
+        check_model(model, str(path))
+    return model
+
+
+def check_model(model: onnx.ModelProto, source: str = "the ONNX model") -> None:
+    """``onnx.checker.check_model`` with its first line as a one-line :class:`UserError`."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = (str(exc).strip().splitlines() or ["?"])[0]
+        raise UserError(f"{source} fails the ONNX checker: {first}") from None
+
+
+def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:
+    """Write an ONNX file atomically."""
+    return atomic_write_bytes(path, model.SerializeToString())
+
+
+def metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def set_metadata(model: onnx.ModelProto, values: dict[str, str]) -> onnx.ModelProto:
+    """Add or replace ``values`` in ``model.metadata_props`` (in place)."""
+    meta = metadata(model)
+    meta.update(values)
+    onnx.helper.set_model_props(model, meta)
+    return model
+
+
+def set_info(model: onnx.ModelProto, info: ModelInfo) -> onnx.ModelProto:
+    """Store ``info`` in ``metadata_props``, replacing earlier values (in place)."""
+    onnx.helper.set_model_props(model, to_onnx_props(info, metadata(model)))
+    return model
+
+
+def info_from_onnx(model: onnx.ModelProto) -> ModelInfo | None:
+    """The :class:`ModelInfo` written by :func:`set_info`, or None for a foreign ONNX file."""
+    return from_onnx_props(metadata(model))
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """'int8' for a Q/DQ graph, 'fp16' when float16 weights or casts are present, else 'fp32'."""
+    ops = {n.op_type for n in model.graph.node}
+    if ops & set(QDQ_OPS):
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    for n in model.graph.node:
+        if n.op_type == "Cast" and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT16 for a in n.attribute):
+            return "fp16"
+    return "fp32"
+
+
+STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """Node count per op type (domain-qualified outside the standard domains), most frequent first."""
+    from collections import Counter
+
+    counts = Counter(
+        n.op_type if n.domain in STANDARD_DOMAINS else f"{n.domain}::{n.op_type}" for n in model.graph.node
+    )
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
