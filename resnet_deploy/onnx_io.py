@@ -12,33 +12,28 @@ import onnx
 from ._io import atomic_write_bytes
 from .errors import UserError
 from .info import ModelInfo, from_onnx_props, to_onnx_props
+from .onnx_scan import read_model_file, scan
 
-MAX_ONNX_BYTES = 2 * 1024**3  # protobuf's own limit; larger files would need external data, which we refuse
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 def check_no_external_data(model: onnx.ModelProto, source: str = "the ONNX model") -> None:
-    """Refuse weights kept in external files: resnet-deploy never reads files an ONNX model names."""
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            raise UserError(f"{source} keeps weights in external files, which resnet-deploy does not load")
+    """Refuse weights kept in external files anywhere in the model: resnet-deploy never reads files an ONNX model
+    names (see :func:`resnet_deploy.onnx_scan.scan`)."""
+    scan(model.SerializeToString(), source)
 
 
 def load_onnx(path: str | Path, check: bool = True) -> onnx.ModelProto:
     """Read an untrusted ONNX file: it must parse, pass the checker and keep all weights inside the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"ONNX model {path} not found")
-    size = path.stat().st_size
-    if size == 0 or size > MAX_ONNX_BYTES:
-        raise UserError(f"{path} is not an ONNX model (size {size} bytes)")
+    data = read_model_file(path)
+    scan(data, str(path))  # refuses external data anywhere (subgraphs, Constant nodes, sparse tensors) first
     try:
-        model = onnx.load_model(str(path), load_external_data=False)
+        model = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends
         raise UserError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node or model.ir_version == 0:
         raise UserError(f"{path} is not an ONNX model (no graph)")
-    check_no_external_data(model, str(path))
     if check:
         check_model(model, str(path))
     return model

@@ -1,16 +1,24 @@
-"""ONNX Runtime backend (CPU by default): runs every graph resnet-deploy writes, FP32, FP16 and Q/DQ INT8."""
+"""ONNX Runtime backend (CPU by default): runs every graph resnet-deploy writes, FP32, FP16 and Q/DQ INT8.
+
+A model file is read with :mod:`resnet_deploy.onnx_scan` (no ``onnx`` import on the path from ``load`` to the first
+prediction) and parsed by ONNX Runtime itself; an in-memory ``onnx.ModelProto`` (what ``build`` verifies) is
+described through :mod:`resnet_deploy.onnx_io`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 
 from ..errors import UserError
-from ..onnx_io import graph_precision, info_from_onnx, load_onnx
+from ..info import ModelInfo, from_onnx_props
+from ..onnx_scan import read_model_file, scan
 from .base import InferenceModel
+
+if TYPE_CHECKING:
+    import onnx
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
@@ -30,9 +38,9 @@ class OnnxRuntimeModel(InferenceModel):
         import onnxruntime as ort
 
         path: Path | None = None
-        if not isinstance(model, onnx.ModelProto):
+        data, info, precision = self._read(model)
+        if isinstance(model, str | Path):
             path = Path(model)
-            model = load_onnx(path)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -45,7 +53,7 @@ class OnnxRuntimeModel(InferenceModel):
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(
-                model.SerializeToString(), sess_options=opts, providers=providers or ["CPUExecutionProvider"]
+                data, sess_options=opts, providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -62,10 +70,23 @@ class OnnxRuntimeModel(InferenceModel):
             input_shape=shape,
             input_dtype=np.dtype(_ORT_TYPES[inp.type]),
             output_name=outputs[0].name,
-            info=info_from_onnx(model),
+            info=info,
             path=path,
         )
-        self.precision = graph_precision(model)
+        self.precision = precision
+
+    @staticmethod
+    def _read(model: str | Path | onnx.ModelProto) -> tuple[bytes, ModelInfo | None, str]:
+        """(serialized model, its ModelInfo, its precision), refusing files that are not ONNX or name external
+        files before ONNX Runtime sees them."""
+        if not isinstance(model, str | Path):
+            from ..onnx_io import check_no_external_data, graph_precision, info_from_onnx
+
+            check_no_external_data(model)
+            return model.SerializeToString(), info_from_onnx(model), graph_precision(model)
+        data = read_model_file(model)
+        facts = scan(data, str(model))
+        return data, from_onnx_props(facts.metadata), facts.precision
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         out: Any = self.session.run([self.output_name], {self.input_name: batch})[0]
