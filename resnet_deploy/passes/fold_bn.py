@@ -2,59 +2,61 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from . import PassReport
-
-
-def _attr(node: onnx.NodeProto, name: str, default: float | int) -> float | int:
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)  # type: ignore[no-any-return]
-    return default
+from .graph import (
+    GraphIndex,
+    attribute,
+    copy_model,
+    drop_unused_initializers,
+    drop_value_info,
+    in_default_domain,
+    rebuild_nodes,
+)
 
 
 def fold_batchnorm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]:
     """Fold every ``Conv -> BatchNormalization`` whose parameters are initializers and whose Conv output feeds
     only that BatchNormalization. Idempotent; BNs that cannot be folded are listed in the report's notes."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # never mutate the caller's model
+    model = copy_model(model)
     report = PassReport("fold_batchnorm")
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    producer = {out: n for n in graph.node for out in n.output}
-    consumers: Counter[str] = Counter(i for n in graph.node for i in n.input)
-    graph_outputs = {o.name for o in graph.output}
+    index = GraphIndex(graph)
+    inits = index.initializers
+
+    def uses(tensor: str) -> int:
+        return len(index.readers(tensor))
+
     removed: list[onnx.NodeProto] = []
     replaced_inits: dict[str, onnx.TensorProto] = {}
     new_inits: list[onnx.TensorProto] = []
 
     for bn in graph.node:
-        if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
+        if bn.op_type != "BatchNormalization" or not in_default_domain(bn):
             continue
-        conv = producer.get(bn.input[0])
+        conv = index.producer.get(bn.input[0])
         why = None
         if conv is None or conv.op_type != "Conv":
             why = "input is not a Conv"
-        elif int(_attr(bn, "training_mode", 0)) != 0 or len([o for o in bn.output if o]) > 1:
+        elif int(attribute(bn, "training_mode", 0)) != 0 or len([o for o in bn.output if o]) > 1:
             why = "training-mode BatchNormalization"
-        elif consumers[bn.input[0]] != 1 or bn.input[0] in graph_outputs:
+        elif uses(bn.input[0]) != 1 or bn.input[0] in index.outputs:
             why = "Conv output has other consumers"
         elif not all(name in inits for name in bn.input[1:5]) or conv.input[1] not in inits:
             why = "parameters are not initializers"
         elif len(conv.input) > 2 and conv.input[2] and conv.input[2] not in inits:
             why = "Conv bias is not an initializer"
-        elif consumers[conv.input[1]] != 1 or (len(conv.input) > 2 and conv.input[2] and consumers[conv.input[2]] != 1):
+        elif uses(conv.input[1]) != 1 or (len(conv.input) > 2 and conv.input[2] and uses(conv.input[2]) != 1):
             why = "Conv weights are shared with another node"
         if why is not None:
             report.notes.append(f"left {bn.name or bn.output[0]}: {why}")
             continue
         assert conv is not None
         scale, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:5])
-        eps = float(_attr(bn, "epsilon", 1e-5))
+        eps = float(attribute(bn, "epsilon", 1e-5))
         w_init = replaced_inits.get(conv.input[1], inits[conv.input[1]])
         w = numpy_helper.to_array(w_init)
         has_bias = len(conv.input) > 2 and bool(conv.input[2])
@@ -76,20 +78,13 @@ def fold_batchnorm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]
         report.count("batchnorm_folded")
 
     if removed:
-        keep = [n for n in graph.node if not any(n is r for r in removed)]
-        del graph.node[:]
-        graph.node.extend(keep)
+        gone = {id(r) for r in removed}
+        rebuild_nodes(graph, (n for n in graph.node if id(n) not in gone))
         for i, t in enumerate(graph.initializer):
             if t.name in replaced_inits:
                 graph.initializer[i].CopyFrom(replaced_inits[t.name])
         graph.initializer.extend(new_inits)
-        used = {i for n in graph.node for i in n.input}
-        unused = [t for t in graph.initializer if t.name not in used and t.name not in graph_outputs]
-        for t in unused:
-            graph.initializer.remove(t)
+        drop_unused_initializers(graph)
         # value_info for the removed intermediate tensors would now be stale
-        stale = {r.input[0] for r in removed}
-        keep_vi = [v for v in graph.value_info if v.name not in stale]
-        del graph.value_info[:]
-        graph.value_info.extend(keep_vi)
+        drop_value_info(graph, {r.input[0] for r in removed})
     return model, report

@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UserError
 from . import PassReport
+from .graph import UniqueNames, copy_model, in_default_domain, rebuild_nodes
 
 FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 
@@ -74,16 +75,14 @@ def to_fp16(
         raise UserError("the FP16 pass takes a float32 graph; this one is already quantized (Q/DQ nodes)")
     report = PassReport("fp16")
     floats = _float_tensors(model)
-    model = onnx.ModelProto.FromString(model.SerializeToString())
+    model = copy_model(model)
     g = model.graph
     if not floats:
         report.notes.append("no float32 tensors: nothing to convert")
         return model, report
 
     keep_ops = set(keep_fp32_ops or ())
-    kept = [
-        n for n in g.node if n.op_type in keep_ops or (n.op_type not in SAFE_FP16_OPS and n.domain in ("", "ai.onnx"))
-    ]
+    kept = [n for n in g.node if n.op_type in keep_ops or (n.op_type not in SAFE_FP16_OPS and in_default_domain(n))]
     # Custom-domain nodes (e.g. local functions) are converted with their inputs; their bodies are typed generically.
     kept_ids = {id(n) for n in kept}
 
@@ -123,20 +122,13 @@ def to_fp16(
                     a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float16), a.t.name))
 
     new_nodes: list[onnx.NodeProto] = []
-    used_names = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {t.name for t in g.initializer}
-
-    def fresh(base: str) -> str:
-        name, k = base, 0
-        while name in used_names:
-            k += 1
-            name = f"{base}_{k}"
-        used_names.add(name)
-        return name
+    fresh = UniqueNames.of(g).fresh
+    initializers = {t.name for t in g.initializer}
 
     # Graph inputs: float16 inside, Cast from float32 at the edge (or declared float16).
     input_map: dict[str, str] = {}
     for inp in g.input:
-        if inp.name not in floats or inp.name in {t.name for t in g.initializer}:
+        if inp.name not in floats or inp.name in initializers:
             continue
         if io_dtype == "fp16":
             inp.type.tensor_type.elem_type = TensorProto.FLOAT16
@@ -162,7 +154,7 @@ def to_fp16(
         report.count("nodes_kept_fp32")
         report.notes.append(f"{n.op_type} {n.name or n.output[0]} kept in float32")
         for i, name in enumerate(n.input):
-            if name in floats and not (name in {t.name for t in g.initializer} and all(slots.get(name, [False]))):
+            if name in floats and not (name in initializers and all(slots.get(name, [False]))):
                 c = fresh(f"{name}_fp32")
                 new_nodes.append(helper.make_node("Cast", [name], [c], name=fresh(f"{c}_cast"), to=TensorProto.FLOAT))
                 n.input[i] = c
@@ -195,8 +187,7 @@ def to_fp16(
         )
         report.count("edge_casts")
 
-    del g.node[:]
-    g.node.extend(new_nodes)
+    rebuild_nodes(g, new_nodes)
     del g.value_info[:]  # every float32 annotation is now stale; ONNX Runtime and TensorRT re-infer
     onnx.checker.check_model(model)
     return model, report

@@ -13,13 +13,12 @@ only that Relu. Q/DQ nodes around the pair are left alone.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import onnx
 from onnx import TensorProto, helper
 
 from ..errors import UserError
 from . import PassReport
+from .graph import GraphIndex, UniqueNames, copy_model, default_opset, drop_value_info, in_default_domain, rebuild_nodes
 
 # Identity of the fused residual add + ReLU plugin. The ONNX node that TensorRT maps onto it has
 # op_type == PLUGIN_NAME, domain == PLUGIN_NAMESPACE, and attributes plugin_namespace / plugin_version; the
@@ -32,17 +31,6 @@ FUNCTION_ATTRIBUTES = ("plugin_namespace", "plugin_version", "aot")
 _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}
 # Ops through which a constant stays a constant (weights arriving via Q/DQ or casts are not activations).
 _PASS_THROUGH = {"DequantizeLinear", "QuantizeLinear", "Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze"}
-
-
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    return onnx.ModelProto.FromString(model.SerializeToString())
-
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    raise UserError("the ONNX model imports no default-domain opset")
 
 
 def _function_proto(opset: int) -> onnx.FunctionProto:
@@ -100,21 +88,18 @@ def fuse_residual_add_relu(model: onnx.ModelProto, aot: bool | None = None) -> t
     ``aot`` sets the node attribute TensorRT's parser reads to choose a ``tensorrt.plugin`` ahead-of-time
     implementation (True) or the Python one (False); None leaves it out (the only registered one is used).
     """
-    model = _copy(model)
+    model = copy_model(model)
     report = PassReport("residual_fusion")
     graph = model.graph
-    opset = _default_opset(model)
+    opset = default_opset(model)
+    if opset is None:
+        raise UserError("the ONNX model imports no default-domain opset")
     if opset < 13:
         raise UserError(f"opset {opset} is too old for residual fusion (need >= 13)")
 
-    producer = {out: n for n in graph.node for out in n.output}
-    consumers: Counter[str] = Counter(i for n in graph.node for i in n.input if i)
-    users_of: dict[str, list[onnx.NodeProto]] = {}
-    for n in graph.node:
-        for inp in set(n.input):
-            users_of.setdefault(inp, []).append(n)
-    graph_outputs = {o.name for o in graph.output}
-    constants = {t.name for t in graph.initializer}
+    index = GraphIndex(graph)
+    producer = index.producer
+    constants = index.initializers
     types = _types_and_shapes(model)
 
     def is_constant(name: str, depth: int = 0) -> bool:
@@ -132,17 +117,17 @@ def fuse_residual_add_relu(model: onnx.ModelProto, aot: bool | None = None) -> t
     removed_outputs: set[str] = set()  # the Adds' outputs, which no longer exist
     position = {out: i for i, n in enumerate(graph.node) for out in n.output}
     for i, add in enumerate(graph.node):
-        if add.op_type != "Add" or add.domain not in ("", "ai.onnx") or len(add.input) != 2:
+        if add.op_type != "Add" or not in_default_domain(add) or len(add.input) != 2:
             continue
         out = add.output[0]
-        users = users_of.get(out, [])
+        users = index.readers(out)
         relu = users[0] if len(users) == 1 else None
-        if relu is None or relu.op_type != "Relu" or relu.domain not in ("", "ai.onnx"):
+        if relu is None or relu.op_type != "Relu" or not in_default_domain(relu):
             continue  # not an Add -> Relu pair at all: nothing to report
         name = add.name or out
         a, b = add.input
         why = None
-        if consumers[out] != 1 or out in graph_outputs:
+        if out in index.outputs:
             why = "the Add output has other uses"
         elif is_constant(a) or is_constant(b):
             why = "an Add input is a constant (bias add, not a residual join)"
@@ -171,12 +156,8 @@ def fuse_residual_add_relu(model: onnx.ModelProto, aot: bool | None = None) -> t
             report.count("fused_after_dequantize")
 
     if fused:
-        new_nodes = [fused.get(i, n) for i, n in enumerate(graph.node) if i not in dropped]
-        del graph.node[:]
-        graph.node.extend(new_nodes)
-        kept = [vi for vi in graph.value_info if vi.name not in removed_outputs]
-        del graph.value_info[:]
-        graph.value_info.extend(kept)
+        rebuild_nodes(graph, [fused.get(i, n) for i, n in enumerate(graph.node) if i not in dropped])
+        drop_value_info(graph, removed_outputs)
     if any(n.domain == PLUGIN_NAMESPACE and n.op_type == PLUGIN_NAME for n in graph.node):
         _ensure_function(model, opset, report)
     return model, report
@@ -209,28 +190,21 @@ def count_fused(model: onnx.ModelProto) -> int:
 def unfuse_residual_add_relu(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]:
     """Inverse of :func:`fuse_residual_add_relu`: each plugin node back to ``Add -> Relu``; the function and the
     domain's opset import are removed. Pure and idempotent."""
-    model = _copy(model)
+    model = copy_model(model)
     report = PassReport("residual_unfusion")
     graph = model.graph
-    taken = {o for n in graph.node for o in n.output} | {t.name for t in graph.initializer}
-    taken |= {i.name for i in graph.input}
+    names = UniqueNames.of(graph)
     new_nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         if node.domain != PLUGIN_NAMESPACE or node.op_type != PLUGIN_NAME:
             new_nodes.append(node)
             continue
         base = node.name.removesuffix(f"_{PLUGIN_NAME}") or node.output[0]
-        mid = f"{base}_sum"
-        k = 0
-        while mid in taken:
-            k += 1
-            mid = f"{base}_sum_{k}"
-        taken.add(mid)
+        mid = names.fresh(f"{base}_sum")
         new_nodes.append(helper.make_node("Add", list(node.input), [mid], name=base))
         new_nodes.append(helper.make_node("Relu", [mid], list(node.output), name=f"{base}_relu"))
         report.count("unfused")
-    del graph.node[:]
-    graph.node.extend(new_nodes)
+    rebuild_nodes(graph, new_nodes)
     keep_functions = [f for f in model.functions if not (f.domain == PLUGIN_NAMESPACE and f.name == PLUGIN_NAME)]
     del model.functions[:]
     model.functions.extend(keep_functions)
