@@ -38,6 +38,12 @@ def resnet20_fp32() -> onnx.ModelProto:
 
 
 @pytest.fixture(scope="session")
+def resnet20_fp32_other_weights() -> onnx.ModelProto:
+    """The graph of ``resnet20_fp32`` with other weights (seed 1), for caches that must not match."""
+    return export_small("resnet20", seed=1)[0]
+
+
+@pytest.fixture(scope="session")
 def resnet18_fp32() -> onnx.ModelProto:
     return export_small("resnet18")[0]
 

@@ -46,12 +46,9 @@ def test_reuse_skips_calibration_and_gives_the_same_graph(
     assert reused.model.graph.SerializeToString() == fresh.model.graph.SerializeToString()
 
 
-def test_stale_cache_other_weights(cached: Path) -> None:
-    from conftest import export_small
-
-    other, _ = export_small("resnet20", seed=1)
+def test_stale_cache_other_weights(resnet20_fp32_other_weights: onnx.ModelProto, cached: Path) -> None:
     with pytest.raises(UserError, match="stale or foreign.*another graph"):
-        quantize_int8(other, None, Int8Options(cache_path=cached))
+        quantize_int8(resnet20_fp32_other_weights, None, Int8Options(cache_path=cached))
 
 
 def test_foreign_cache_other_graph(resnet18_fp32: onnx.ModelProto, cached: Path) -> None:
