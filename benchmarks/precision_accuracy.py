@@ -32,10 +32,12 @@ from resnet_deploy.data import load_fashion_mnist
 from resnet_deploy.models.bundled import bundled_checkpoints
 from resnet_deploy.models.weights import load_model
 from resnet_deploy.passes.fp16 import to_fp16
+from resnet_deploy.passes.graph import name_nodes
+from resnet_deploy.passes.qdq import insert_qdq
 from resnet_deploy.precision.calibration import DEFAULT_METHOD, batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static
+from resnet_deploy.precision.placement import PLACEMENTS, plan_qdq
 from resnet_deploy.precision.ptq import calibration_tensors
-from resnet_deploy.precision.qdq import PLACEMENTS, insert_qdq, name_nodes, plan_qdq
 
 ROOT = Path(__file__).resolve().parent
 METHODS: list[tuple[str, str, float]] = [

@@ -41,9 +41,11 @@ from resnet_deploy.build import export_onnx
 from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
 from resnet_deploy.models.weights import randomize_batchnorm
+from resnet_deploy.passes.graph import name_nodes
+from resnet_deploy.passes.qdq import insert_qdq
 from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static
-from resnet_deploy.precision.qdq import PLACEMENTS, insert_qdq, name_nodes, plan_qdq
+from resnet_deploy.precision.placement import PLACEMENTS, plan_qdq
 
 ROOT = Path(__file__).resolve().parent
 

@@ -11,6 +11,9 @@ the rules here are short enough to test completely.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -48,7 +51,10 @@ def _float_tensors(model: onnx.ModelProto) -> set[str]:
     return floats
 
 
-def _to_fp16_array(arr: np.ndarray, report: PassReport, where: str) -> np.ndarray:
+def _to_fp16_array(arr: np.ndarray, report: PassReport | None = None, where: str = "") -> np.ndarray:
+    """``arr`` in float16, clamped to +-65504; clamped and flushed values are counted in ``report`` if given."""
+    if report is None:
+        return np.clip(arr, -FP16_MAX, FP16_MAX).astype(np.float16)
     finite = np.isfinite(arr)
     over = finite & (np.abs(arr) > FP16_MAX)
     if over.any():
@@ -191,3 +197,35 @@ def to_fp16(
     del g.value_info[:]  # every float32 annotation is now stale; ONNX Runtime and TensorRT re-infer
     onnx.checker.check_model(model)
     return model, report
+
+
+@dataclass
+class Float16Layer:
+    """What running one layer of a float32 graph in float16 adds (see :func:`layer_in_fp16`)."""
+
+    #: float16 copies of the layer's constant inputs (weight, bias), clamped to +-65504
+    initializers: list[onnx.TensorProto]
+    #: float32 -> float16 of the layer's input, to emit just before the layer
+    cast_in: onnx.NodeProto
+    #: float16 -> float32 of the layer's output, to emit right after the layer
+    cast_out: onnx.NodeProto
+
+
+def layer_in_fp16(node: onnx.NodeProto, initializers: Mapping[str, onnx.TensorProto]) -> Float16Layer:
+    """Rewire ``node`` (a float32 Conv/Gemm: activation input 0, constant inputs 1 and 2), in place, to run in
+    float16 inside a float32 graph: it reads float16 copies of its weight and bias and a Cast of its input, and
+    writes a tensor that a Cast turns back into its old float32 output. A strongly typed TensorRT engine then runs
+    the layer in FP16 (how mixed precision keeps a layer out of int8). The caller emits the returned pieces."""
+    new: list[onnx.TensorProto] = []
+    for k in (1, 2):
+        if k < len(node.input) and node.input[k] in initializers:
+            name = f"{node.name}/input{k}_fp16"
+            values = _to_fp16_array(numpy_helper.to_array(initializers[node.input[k]]))
+            new.append(numpy_helper.from_array(values, name))
+            node.input[k] = name
+    x16, y16, y = f"{node.name}/input_fp16", f"{node.name}/output_fp16", node.output[0]
+    cast_in = helper.make_node("Cast", [node.input[0]], [x16], name=f"{node.name}/Cast_to_fp16", to=TensorProto.FLOAT16)
+    node.input[0] = x16
+    node.output[0] = y16
+    cast_out = helper.make_node("Cast", [y16], [y], name=f"{node.name}/Cast_to_fp32", to=TensorProto.FLOAT)
+    return Float16Layer(new, cast_in, cast_out)

@@ -2,22 +2,24 @@
 
 The pipeline, one module per step:
 
-1. :mod:`.qdq` ``plan_qdq``: where Q/DQ goes (TensorRT's ResNet fusion rules for engines, or the groups ONNX
-   Runtime fuses into int8 kernels);
+1. :mod:`.placement` ``plan_qdq``: where Q/DQ goes, one module per backend (TensorRT's ResNet fusion rules for
+   engines, or the groups ONNX Runtime fuses into int8 kernels);
 2. :mod:`.calibration` ``calibrate``: run the FP32 graph on ONNX Runtime, stream per-tensor histograms;
 3. :mod:`.histogram`: ``amax`` per tensor by ``minmax``, ``percentile``, ``entropy`` (TensorRT's KL search) or
    ``mse``;
 4. :mod:`.cache`: the ranges as a JSON calibration cache tied to the graph and the data;
 5. :mod:`.mixed` (optional): keep the most sensitive layers in float to meet an accuracy budget;
-6. :mod:`.qdq` ``insert_qdq``: the Q/DQ graph pass.
+6. :func:`resnet_deploy.passes.qdq.insert_qdq`: the Q/DQ graph pass.
 
 :func:`.ptq.quantize_int8` runs them in order.
 """
 
+from ..passes.graph import name_nodes
+from ..passes.qdq import QuantPlan, insert_qdq
 from .calibration import DEFAULT_METHOD, CalibrationResult, calibrate
 from .histogram import METHODS, TensorStats, compute_amax
+from .placement import PLACEMENTS, plan_placements, plan_qdq
 from .ptq import Int8Options, Int8Result, quantize_int8
-from .qdq import PLACEMENTS, QuantPlan, insert_qdq, name_nodes, plan_qdq
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -32,6 +34,7 @@ __all__ = [
     "compute_amax",
     "insert_qdq",
     "name_nodes",
+    "plan_placements",
     "plan_qdq",
     "quantize_int8",
 ]

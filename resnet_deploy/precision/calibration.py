@@ -1,6 +1,6 @@
 """Calibration: run the FP32 graph on ONNX Runtime (CPU) and collect streaming statistics at the tensors to quantize.
 
-The tensors of the :class:`~resnet_deploy.precision.qdq.QuantPlan` are exposed as extra graph outputs of a private
+The tensors of the :class:`~resnet_deploy.passes.qdq.QuantPlan` are exposed as extra graph outputs of a private
 copy of the model, so one ``session.run`` per batch yields all of them; only histograms are kept between batches.
 """
 
@@ -14,8 +14,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import UserError
+from ..passes.qdq import QuantPlan
 from .histogram import DEFAULT_PERCENTILE, METHODS, TensorStats, compute_amax
-from .qdq import QuantPlan
 
 # Chosen by measurement (benchmarks/results/precision_accuracy.md): on both bundled checkpoints, in both Q/DQ
 # placements, every method is within 0.15 point of FP32 top-1, so the criterion is agreement with the FP32 predictions:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UserError
+from ..passes.qdq.encoding import INT8_MAX
 
 NUM_BINS = 2048
-QMAX = 127  # symmetric int8: [-127, 127], zero point 0
 METHODS = ("minmax", "percentile", "entropy", "mse")
 DEFAULT_PERCENTILE = 99.99
 
@@ -77,7 +77,7 @@ def amax_percentile(stats: TensorStats, percentile: float = DEFAULT_PERCENTILE) 
     return float(min(stats.edges[min(idx + 1, stats.num_bins)], stats.amax))
 
 
-def amax_entropy(stats: TensorStats, start_bin: int = 128, stride: int = 1, levels: int = QMAX + 1) -> float:
+def amax_entropy(stats: TensorStats, start_bin: int = 128, stride: int = 1, levels: int = INT8_MAX + 1) -> float:
     """TensorRT's entropy calibration: the threshold whose 128-level quantized distribution has the least KL
     divergence from the reference distribution (the histogram clipped there, outliers folded into the last bin).
 
@@ -132,8 +132,8 @@ def amax_mse(stats: TensorStats, start_bin: int = 128, stride: int = 1) -> float
     cand = cand[cand > 0]
     best, best_err = float(edges[-1]), np.inf
     for chunk in np.array_split(cand, max(1, len(cand) // 256)):
-        scale = chunk[:, None] / QMAX
-        q = np.minimum(np.round(centers[None, :] / scale), QMAX) * scale
+        scale = chunk[:, None] / INT8_MAX
+        q = np.minimum(np.round(centers[None, :] / scale), INT8_MAX) * scale
         err = ((centers[None, :] - q) ** 2 * hist[None, :]).sum(axis=1)
         k = int(np.argmin(err))
         if err[k] < best_err:

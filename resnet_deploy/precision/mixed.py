@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from ..errors import UserError
-from .qdq import QuantPlan, insert_qdq
+from ..passes.qdq import QuantPlan, insert_qdq
 
 EVAL_BATCH = 250
 

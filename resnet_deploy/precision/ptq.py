@@ -13,11 +13,13 @@ import onnx
 
 from ..errors import UserError
 from ..passes import PassReport
+from ..passes.graph import name_nodes
+from ..passes.qdq import KEEP_DTYPES, QuantPlan, insert_qdq
 from .cache import CalibrationCache, check_cache, data_sha256, graph_fingerprint, load_cache
 from .calibration import DEFAULT_BATCH, DEFAULT_METHOD, batches_of, calibrate, check_data_shape, plan_amax
 from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS
 from .mixed import MixedPrecisionResult, search_keep_float
-from .qdq import KEEP_DTYPES, PLACEMENTS, QuantPlan, insert_qdq, name_nodes, plan_qdq
+from .placement import PLACEMENTS, plan_placements
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Int8Options:
     cache_path: str | Path | None = None
     batch_size: int = DEFAULT_BATCH
     max_accuracy_drop: float | None = None
-    #: Q/DQ placement (:mod:`.qdq`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime) or "onnxruntime"
+    #: Q/DQ placement (:mod:`.placement`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime) or "onnxruntime"
     #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it); None: "tensorrt" here, the backend's own in build
     placement: str | None = None
     #: dtype of layers kept out of int8 by ``max_accuracy_drop``; None: fp16 for TensorRT, fp32 for ONNX Runtime
@@ -116,7 +118,7 @@ def quantize_int8(
             on_step(msg)
 
     named = name_nodes(model)
-    plans = {p: plan_qdq(named, p) for p in PLACEMENTS}
+    plans = plan_placements(named)
     placement = options.resolved_placement()
     plan = plans[placement]
     if not plan.layers:

@@ -14,7 +14,7 @@ from resnet_deploy.build import export_onnx
 from resnet_deploy.errors import UserError
 from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import NormalizedModel, build_model
-from resnet_deploy.passes.fp16 import FP16_MAX, to_fp16
+from resnet_deploy.passes.fp16 import FP16_MAX, layer_in_fp16, to_fp16
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,30 @@ def test_refuses_quantized_graphs_and_bad_io() -> None:
     q.graph.node.insert(0, helper.make_node("QuantizeLinear", ["x", "s"], ["xq"]))
     with pytest.raises(UserError, match="already quantized"):
         to_fp16(q)
+
+
+def test_one_layer_in_fp16_inside_a_float32_graph() -> None:
+    model = _tiny(np.array([1e6, 0.5]))
+    g = model.graph
+    conv = g.node[0]
+    conv.name = "conv"
+    layer = layer_in_fp16(conv, {t.name: t for t in g.initializer})
+    assert list(conv.input) == ["conv/input_fp16", "conv/input1_fp16", "conv/input2_fp16"]
+    assert list(conv.output) == ["conv/output_fp16"]
+    assert [t.name for t in layer.initializers] == ["conv/input1_fp16", "conv/input2_fp16"]
+    bias = numpy_helper.to_array(layer.initializers[1])
+    assert bias.dtype == np.float16 and list(bias) == [FP16_MAX, 0.5]  # clamped, not inf
+    assert (list(layer.cast_in.input), list(layer.cast_in.output)) == (["x"], ["conv/input_fp16"])
+    assert (list(layer.cast_out.input), list(layer.cast_out.output)) == (["conv/output_fp16"], ["c"])
+    nodes = [layer.cast_in, conv, layer.cast_out, g.node[1]]
+    del g.node[:]
+    g.node.extend(nodes)
+    g.initializer.extend(layer.initializers)
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(2).random((2, 1, 2, 2), dtype=np.float32)
+    out = OnnxRuntimeModel(model).predict(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 1], np.maximum(x[:, 0] + 0.5, 0), rtol=1e-3)
 
 
 @pytest.mark.parametrize("io", ["fp32", "fp16"])

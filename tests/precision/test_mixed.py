@@ -8,10 +8,11 @@ import pytest
 
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.errors import UserError
+from resnet_deploy.passes.graph import name_nodes
 from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
 from resnet_deploy.precision.mixed import search_keep_float, top1
+from resnet_deploy.precision.placement import plan_qdq
 from resnet_deploy.precision.ptq import Int8Options, quantize_int8
-from resnet_deploy.precision.qdq import name_nodes, plan_qdq
 
 
 def _input_dependent(model: onnx.ModelProto, x: np.ndarray) -> onnx.ModelProto:

@@ -1,5 +1,5 @@
-"""Q/DQ placement (TensorRT's ResNet rules), checked node by node; the result runs on ONNX Runtime and builds in
-TensorRT(-RTX)."""
+"""The TensorRT Q/DQ placement (NVIDIA's ResNet rules), checked node by node on inserted graphs; they run on ONNX
+Runtime and build in TensorRT(-RTX)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from onnx import TensorProto
 
 from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.errors import UserError
-from resnet_deploy.precision.calibration import batches_of, calibrate
-from resnet_deploy.precision.qdq import insert_qdq, name_nodes, plan_qdq, quantize_weight
+from resnet_deploy.passes.graph import name_nodes
+from resnet_deploy.passes.qdq import insert_qdq
+from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
+from resnet_deploy.precision.placement import plan_qdq
 
 
 def quantize(model: onnx.ModelProto, x: np.ndarray, keep: frozenset[str] = frozenset()) -> onnx.ModelProto:
@@ -133,29 +135,7 @@ def test_keep_float_removes_that_layer_and_its_residual_qdq(resnet20_fp32: onnx.
         insert_qdq(named, plan, amax, frozenset({"nope"}))
 
 
-def test_weight_quantization_is_symmetric_per_channel() -> None:
-    w = np.array([[1.0, -0.5], [0.0, 0.0], [-3.0, 1.5]], dtype=np.float32)
-    q, scale = quantize_weight(w, 0)
-    assert q.dtype == np.int8
-    np.testing.assert_allclose(scale, [1 / 127, 1.0, 3 / 127], rtol=1e-6)
-    np.testing.assert_array_equal(q, [[127, -64], [0, 0], [-127, 64]])
-
-
-def test_pass_is_pure_and_refuses_quantized_input(resnet20_fp32: onnx.ModelProto) -> None:
-    before = resnet20_fp32.SerializeToString()
-    named = name_nodes(resnet20_fp32)
-    plan = plan_qdq(named)
-    q, _ = insert_qdq(named, plan, {t: 1.0 for t in plan.tensors})
-    assert resnet20_fp32.SerializeToString() == before
-    with pytest.raises(UserError, match="already quantized"):
-        plan_qdq(q)
-    with pytest.raises(UserError, match="no calibration range"):
-        insert_qdq(named, plan, {})
-
-
 def test_network_input_is_calibrated_by_max_whatever_the_method(resnet20_fp32: onnx.ModelProto) -> None:
-    from resnet_deploy.precision.calibration import plan_amax
-
     named = name_nodes(resnet20_fp32)
     plan = plan_qdq(named)
     first_conv = plan.activations[0]

@@ -11,11 +11,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
-from resnet_deploy.errors import UserError
+from resnet_deploy.passes.graph import name_nodes
+from resnet_deploy.passes.qdq import insert_qdq
 from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
-from resnet_deploy.precision.qdq import insert_qdq, name_nodes, plan_qdq
+from resnet_deploy.precision.placement import plan_qdq
 
 SHAPES = {"resnet20": (1, 28, 28), "resnet18": (3, 64, 64)}
 
@@ -144,7 +145,7 @@ def test_keep_float_keeps_weights_bias_and_input_float(resnet20_fp32: onnx.Model
 
 
 def test_tensorrt_parser_rejects_it(resnet18_fp32: onnx.ModelProto, trt_build) -> None:  # type: ignore[no-untyped-def]
-    """Why the TensorRT backend keeps its own placement (documented in precision/qdq.py)."""
+    """Why the TensorRT backend keeps its own placement (documented in precision/placement/onnxruntime.py)."""
     named = name_nodes(resnet18_fp32)
     plan = plan_qdq(named, "onnxruntime")
     q, _ = insert_qdq(named, plan, {t: 1.0 for t in plan.tensors})
@@ -152,10 +153,64 @@ def test_tensorrt_parser_rejects_it(resnet18_fp32: onnx.ModelProto, trt_build) -
         trt_build(q)
 
 
-def test_both_placements_quantize_the_same_layers(resnet20_fp32: onnx.ModelProto) -> None:
-    named = name_nodes(resnet20_fp32)
-    trt_plan, ort_plan = plan_qdq(named, "tensorrt"), plan_qdq(named, "onnxruntime")
-    assert trt_plan.layers == ort_plan.layers
-    assert set(trt_plan.tensors) - set(ort_plan.tensors) <= set(ort_plan.tied)  # tied: the same range
-    with pytest.raises(UserError, match="unknown Q/DQ placement"):
-        plan_qdq(named, "openvino")
+def pool_pad_graph(pad_value: float) -> onnx.ModelProto:
+    """c1 -> Relu -> MaxPool -> Pad(pad_value) -> c2 -> Relu -> GlobalAveragePool -> Flatten -> Gemm."""
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.full(shape, 0.1, np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["y1"], name="c1"),
+        helper.make_node("Relu", ["y1"], ["a1"], name="r1"),
+        helper.make_node("MaxPool", ["a1"], ["m"], name="pool", kernel_shape=[2, 2]),
+        helper.make_node("Pad", ["m", "pads", "value"], ["pd"], name="pad"),
+        helper.make_node("Conv", ["pd", "w2", "b2"], ["y2"], name="c2"),
+        helper.make_node("Relu", ["y2"], ["a2"], name="r2"),
+        helper.make_node("GlobalAveragePool", ["a2"], ["p"], name="gap"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "wg", "bg"], ["logits"], name="gemm", transB=1),
+    ]
+    initializers = [
+        weight("w1", 2, 1, 3, 3),
+        weight("b1", 2),
+        numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+        numpy_helper.from_array(np.array(pad_value, np.float32), "value"),
+        weight("w2", 2, 2, 3, 3),
+        weight("b2", 2),
+        weight("wg", 3, 2),
+        weight("bg", 3),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 12, 12])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("pad_value", [0.0, 1.0])
+def test_per_op_rules_on_a_small_graph(pad_value: float) -> None:
+    plan = plan_qdq(pool_pad_graph(pad_value), "onnxruntime")
+    assert plan.layers == ["c1", "c2", "gemm"] and plan.weight_qmax == 64
+    assert [(w.node, w.bias) for w in plan.weights] == [("c1", "b1"), ("c2", "b2"), ("gemm", "bg")]
+    assert plan.relu_inputs == {"a1": "y1", "a2": "y2"}  # each Relu folds into its Conv's output Q
+    sites = [(s.tensor, s.node, s.kind) for s in plan.activations]
+    assert sites == [
+        ("x", "c1", "conv"),
+        ("a1", "pool", "other"),
+        ("m", "pad", "other"),
+        ("pd", "c2", "conv"),
+        ("a2", "gap", "other"),
+        ("p", "flatten", "other"),
+        ("f", "gemm", "gemm"),  # the logits stay float: nothing reads a Gemm output Q
+    ]
+    if pad_value == 0.0:  # a zero pad keeps the range and the sign: one scale from the Relu to c2
+        assert plan.tied == {"m": "a1", "pd": "m", "f": "p"}
+        assert plan.unsigned == {"a1", "m", "pd", "a2", "p", "f"}
+        assert plan.tensors == ["x", "a1", "a2", "p"]
+    else:  # a non-zero pad value may leave the range: pd gets its own, signed
+        assert plan.tied == {"m": "a1", "f": "p"}
+        assert plan.unsigned == {"a1", "m", "a2", "p", "f"}
+        assert plan.tensors == ["x", "a1", "pd", "a2", "p"]

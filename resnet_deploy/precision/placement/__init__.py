@@ -1,0 +1,52 @@
+"""Q/DQ placement, one module per backend, found by name in :data:`PLANNERS` (as ONNX Runtime's quantizer finds an
+op's quantizer in its ``registry.py``). Each module applies per-op rules found through its own table:
+
+* :mod:`.tensorrt`: NVIDIA's explicit-quantization rules for ResNets, for engines;
+* :mod:`.onnxruntime`: the groups ONNX Runtime fuses into int8 kernels, for ``--backend onnxruntime``.
+
+Both place from the same calibration (:func:`resnet_deploy.precision.ptq.calibrate_for_placements`). The plan they
+return is inserted by :func:`resnet_deploy.passes.qdq.insert_qdq`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+
+from ...errors import UserError
+from ...passes.qdq import QuantPlan
+from .common import conv_depth
+from .onnxruntime import plan_onnxruntime
+from .tensorrt import plan_tensorrt
+
+#: a placement: the plan of a named float32 graph
+Planner = Callable[[onnx.ModelProto], QuantPlan]
+
+# The order is the calibration tensors' order, which the calibration cache's fingerprint records.
+PLANNERS: dict[str, Planner] = {"tensorrt": plan_tensorrt, "onnxruntime": plan_onnxruntime}
+PLACEMENTS = tuple(PLANNERS)
+
+
+def plan_qdq(model: onnx.ModelProto, placement: str = "tensorrt") -> QuantPlan:
+    """The Q/DQ sites of a named, float32 graph for ``placement``."""
+    planner = PLANNERS.get(placement)
+    if planner is None:
+        raise UserError(f"unknown Q/DQ placement '{placement}' (choose from {', '.join(PLACEMENTS)})")
+    g = model.graph
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node):
+        raise UserError("the model is already quantized (it has Q/DQ nodes): give the float32 model")
+    if any(not n.name for n in g.node):
+        raise ValueError("plan_qdq needs named nodes: call name_nodes() first")
+    plan = planner(model)
+    depth = conv_depth(model)
+    plan.input_tensors = [t for t in plan.tensors if depth.get(t, 0) == 0]
+    return plan
+
+
+def plan_placements(model: onnx.ModelProto) -> dict[str, QuantPlan]:
+    """The plan of every placement for a named float32 graph, in :data:`PLACEMENTS` order."""
+    return {placement: plan_qdq(model, placement) for placement in PLACEMENTS}
+
+
+__all__ = ["PLACEMENTS", "PLANNERS", "Planner", "plan_placements", "plan_qdq"]
