@@ -68,7 +68,8 @@ def _pool(node: onnx.NodeProto, facts: GraphFacts, plan: QuantPlan) -> tuple[lis
     return [node.input[0]], [node.output[0]]
 
 
-KERNELS: dict[str, KernelRule] = {"Conv": _layer, "Gemm": _layer, "Add": _residual_add} | dict.fromkeys(POOLING, _pool)
+KERNELS: dict[str, KernelRule] = {"Conv": _layer, "Gemm": _layer, "Add": _residual_add}
+KERNELS.update({op: _pool for op in POOLING})
 
 
 def _pads_within_range(node: onnx.NodeProto, initializers: dict[str, onnx.TensorProto]) -> bool:
