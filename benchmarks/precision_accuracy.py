@@ -32,12 +32,10 @@ from resnet_deploy.data import load_fashion_mnist
 from resnet_deploy.models.bundled import bundled_checkpoints
 from resnet_deploy.models.weights import load_model
 from resnet_deploy.passes.fp16 import to_fp16
-from resnet_deploy.passes.graph import name_nodes
-from resnet_deploy.passes.qdq import insert_qdq
-from resnet_deploy.precision.calibration import DEFAULT_METHOD, batches_of, calibrate, plan_amax
+from resnet_deploy.precision.calibration import DEFAULT_METHOD
 from resnet_deploy.precision.peers import ort_quantize_static
-from resnet_deploy.precision.placement import PLACEMENTS, plan_qdq
-from resnet_deploy.precision.ptq import calibration_tensors
+from resnet_deploy.precision.placement import PLACEMENTS
+from resnet_deploy.precision.ptq import calibrate_for_placements, place
 
 ROOT = Path(__file__).resolve().parent
 METHODS: list[tuple[str, str, float]] = [
@@ -83,23 +81,20 @@ def run_checkpoint(weights: str, calib: np.ndarray, x: np.ndarray, y: np.ndarray
     fp16, _ = to_fp16(fp32)
     add("FP16 (fp32 io)", "fp16", predict(fp16, x), time.perf_counter() - t)
 
-    named = name_nodes(fp32)
-    plans = [plan_qdq(named, p) for p in PLACEMENTS]
     t = time.perf_counter()
-    stats = calibrate(named, calibration_tensors(plans), batches_of(calib, 32))
+    calibration = calibrate_for_placements(fp32, calib, batch_size=32)
     calib_seconds = time.perf_counter() - t
-    for plan in plans:
+    for placement in PLACEMENTS:
         for name, method, pct in METHODS:
             t = time.perf_counter()
-            amax = plan_amax(stats, plan, method, pct or 99.99)
-            q, _ = insert_qdq(named, plan, amax)
+            q, _ = place(calibration, placement, method, pct or 99.99)
             add(
-                f"INT8 ours ({plan.placement} placement), {name}",
+                f"INT8 ours ({placement} placement), {name}",
                 "int8_ours",
                 predict(q, x),
                 calib_seconds + time.perf_counter() - t,
                 method=method,
-                placement=plan.placement,
+                placement=placement,
                 default=(method == DEFAULT_METHOD and (method != "percentile" or pct == 99.99)),
             )
     for method in ("minmax", "percentile"):

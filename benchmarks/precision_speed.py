@@ -41,11 +41,9 @@ from resnet_deploy.build import export_onnx
 from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
 from resnet_deploy.models.weights import randomize_batchnorm
-from resnet_deploy.passes.graph import name_nodes
-from resnet_deploy.passes.qdq import insert_qdq
-from resnet_deploy.precision.calibration import batches_of, calibrate, plan_amax
 from resnet_deploy.precision.peers import ort_quantize_static
-from resnet_deploy.precision.placement import PLACEMENTS, plan_qdq
+from resnet_deploy.precision.placement import PLACEMENTS
+from resnet_deploy.precision.ptq import calibrate_for_placements, place
 
 ROOT = Path(__file__).resolve().parent
 
@@ -83,13 +81,11 @@ def main() -> None:
 
     fp32 = resnet50_fp32()
     calib = np.random.default_rng(0).random((32, 3, 224, 224), dtype=np.float32)
-    named = name_nodes(fp32)
+    calibration = calibrate_for_placements(fp32, calib, batch_size=8)
     ours: dict[str, onnx.ModelProto] = {}
     reports: dict[str, Any] = {}
     for placement in PLACEMENTS:
-        plan = plan_qdq(named, placement)
-        amax = plan_amax(calibrate(named, plan.tensors, batches_of(calib, 8)), plan, "percentile")
-        ours[placement], report = insert_qdq(named, plan, amax)
+        ours[placement], report = place(calibration, placement, "percentile")
         reports[placement] = report.to_dict()
     variants = {
         "fp32": fp32,

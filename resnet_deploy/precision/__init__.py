@@ -11,7 +11,8 @@ The pipeline, one module per step:
 5. :mod:`.mixed` (optional): keep the most sensitive layers in float to meet an accuracy budget;
 6. :func:`resnet_deploy.passes.qdq.insert_qdq`: the Q/DQ graph pass.
 
-:func:`.ptq.quantize_int8` runs them in order.
+:mod:`.ptq` runs them in order: :func:`.ptq.calibrate_for_placements` and :func:`.ptq.place` (calibrate once,
+place per backend), and :func:`.ptq.quantize_int8` for ``build``.
 """
 
 from ..passes.graph import name_nodes
@@ -19,21 +20,24 @@ from ..passes.qdq import QuantPlan, insert_qdq
 from .calibration import DEFAULT_METHOD, CalibrationResult, calibrate
 from .histogram import METHODS, TensorStats, compute_amax
 from .placement import PLACEMENTS, plan_placements, plan_qdq
-from .ptq import Int8Options, Int8Result, quantize_int8
+from .ptq import Calibration, Int8Options, Int8Result, calibrate_for_placements, place, quantize_int8
 
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
     "PLACEMENTS",
+    "Calibration",
     "CalibrationResult",
     "Int8Options",
     "Int8Result",
     "QuantPlan",
     "TensorStats",
     "calibrate",
+    "calibrate_for_placements",
     "compute_amax",
     "insert_qdq",
     "name_nodes",
+    "place",
     "plan_placements",
     "plan_qdq",
     "quantize_int8",

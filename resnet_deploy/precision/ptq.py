@@ -1,4 +1,10 @@
-"""``quantize_int8``: plan, calibrate (or reuse a cache), optionally search mixed precision, insert Q/DQ."""
+"""Post-training quantization: plan every placement, calibrate once, place per backend.
+
+* :func:`calibrate_for_placements` then :func:`place`: one calibration, any placement, method and kept layers
+  (what the precision benchmarks compare);
+* :func:`quantize_int8`: what ``build`` runs: the same steps with a calibration cache, option checks and
+  accuracy-aware mixed precision.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,15 @@ from ..passes import PassReport
 from ..passes.graph import name_nodes
 from ..passes.qdq import KEEP_DTYPES, QuantPlan, insert_qdq
 from .cache import CalibrationCache, check_cache, data_sha256, graph_fingerprint, load_cache
-from .calibration import DEFAULT_BATCH, DEFAULT_METHOD, batches_of, calibrate, check_data_shape, plan_amax
+from .calibration import (
+    DEFAULT_BATCH,
+    DEFAULT_METHOD,
+    CalibrationResult,
+    batches_of,
+    calibrate,
+    check_data_shape,
+    plan_amax,
+)
 from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS
 from .mixed import MixedPrecisionResult, search_keep_float
 from .placement import PLACEMENTS, plan_placements
@@ -145,20 +159,17 @@ def quantize_int8(
     else:
         if calib_x is None:
             raise UserError("INT8 needs calibration data (--calib-data) or an existing --calib-cache")
-        calib_x = np.asarray(calib_x)
-        if calib_x.ndim == 0 or len(calib_x) == 0:
-            raise UserError("calibration got zero samples: give calibration data with at least one image")
-        check_data_shape(named, tuple(calib_x.shape[1:]))
+        calib_x = _calibration_images(named, calib_x)
         method = options.resolved_method()
         percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
         params = {"num_bins": NUM_BINS, "input_tensors": "max"}
         if method == "percentile":
             params["percentile"] = percentile
         say(f"calibrating on {len(calib_x)} images")
-        result = calibrate(named, tensors, batches_of(calib_x, options.batch_size))
+        calibration = _calibrate(named, plans, calib_x, options.batch_size)
         say(f"computing ranges ({method})")
-        amax = plan_amax(result, list(plans.values()), method, percentile)
-        samples, source = result.samples, "calibration"
+        amax = calibration.amax(method, percentile)
+        samples, source = calibration.result.samples, "calibration"
         data = {**(data_desc or {}), "samples": samples, "sha256": data_sha256(calib_x)}
         cache = CalibrationCache(graph=fingerprint, method=method, params=params, data=data, amax=amax)
         if cache_path is not None:
@@ -199,3 +210,64 @@ def quantize_int8(
 def calibration_tensors(plans: Iterable[QuantPlan]) -> list[str]:
     """The tensors to calibrate for all of ``plans`` (graph order of the first plan, then the others')."""
     return list(dict.fromkeys(t for p in plans for t in p.tensors))
+
+
+@dataclass
+class Calibration:
+    """One calibration of a float32 graph that serves every placement: the graph with its nodes named, each
+    placement's plan, and the statistics of all their tensors."""
+
+    model: onnx.ModelProto
+    plans: dict[str, QuantPlan]
+    result: CalibrationResult
+
+    @property
+    def samples(self) -> int:
+        return self.result.samples
+
+    def amax(self, method: str = DEFAULT_METHOD, percentile: float = DEFAULT_PERCENTILE) -> dict[str, float]:
+        """The ranges by ``method`` of every placement's tensors (network-input tensors by max: see
+        :func:`.calibration.plan_amax`)."""
+        return plan_amax(self.result, list(self.plans.values()), method, percentile)
+
+
+def calibrate_for_placements(
+    model: onnx.ModelProto, calib_x: np.ndarray, batch_size: int = DEFAULT_BATCH
+) -> Calibration:
+    """Plan every placement of the float32 ``model`` and calibrate all their tensors in one run over ``calib_x``
+    (N x C x H x W float32) on ONNX Runtime CPU."""
+    named = name_nodes(model)
+    plans = plan_placements(named)
+    if not any(plan.layers for plan in plans.values()):
+        raise UserError("the model has no Conv/Gemm layer with float32 weights to quantize")
+    return _calibrate(named, plans, _calibration_images(named, calib_x), batch_size)
+
+
+def place(
+    calibration: Calibration,
+    placement: str,
+    method: str = DEFAULT_METHOD,
+    percentile: float = DEFAULT_PERCENTILE,
+    keep_float: set[str] | frozenset[str] = frozenset(),
+    keep_dtype: str = "fp32",
+) -> tuple[onnx.ModelProto, PassReport]:
+    """The INT8 graph for ``placement`` with ranges by ``method`` from ``calibration``; the layers in
+    ``keep_float`` stay in ``keep_dtype`` (see :func:`resnet_deploy.passes.qdq.insert_qdq`)."""
+    if placement not in calibration.plans:
+        raise UserError(f"unknown Q/DQ placement '{placement}' (choose from {', '.join(calibration.plans)})")
+    plan = calibration.plans[placement]
+    return insert_qdq(calibration.model, plan, calibration.amax(method, percentile), keep_float, keep_dtype)
+
+
+def _calibration_images(named: onnx.ModelProto, calib_x: np.ndarray) -> np.ndarray:
+    """``calib_x`` as an array, checked to hold at least one image of the shape the model takes."""
+    calib_x = np.asarray(calib_x)
+    if calib_x.ndim == 0 or len(calib_x) == 0:
+        raise UserError("calibration got zero samples: give calibration data with at least one image")
+    check_data_shape(named, tuple(calib_x.shape[1:]))
+    return calib_x
+
+
+def _calibrate(named: onnx.ModelProto, plans: dict[str, QuantPlan], images: np.ndarray, batch_size: int) -> Calibration:
+    result = calibrate(named, calibration_tensors(plans.values()), batches_of(images, batch_size))
+    return Calibration(named, plans, result)
