@@ -29,6 +29,36 @@ def _torchvision_weights(arch: str, path: Path, num_classes: int = 1000, seed: i
     return path
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, with the reason, tests of code that needs hardware this machine lacks (markers in pyproject.toml).
+
+    These markers are the project's record of what has never run here: ``pytest -m tensorrt_gpu --collect-only``
+    lists the TensorRT GPU tests, README's "what runs where" names the code they cover.
+    """
+    needs = {"tensorrt_gpu": _tensorrt_gpu_missing, "cuda": _cuda_missing}
+    reasons: dict[str, str | None] = {}
+    for item in items:
+        for marker, missing in needs.items():
+            if item.get_closest_marker(marker) is not None:
+                if marker not in reasons:
+                    reasons[marker] = missing()
+                if reasons[marker]:
+                    item.add_marker(pytest.mark.skip(reason=str(reasons[marker])))
+
+
+def _tensorrt_gpu_missing() -> str | None:
+    from resnet_deploy.backends.tensorrt import compat
+
+    usable, why = compat.gpu_runtime_status()
+    return None if usable else f"no TensorRT GPU runtime: {why}"
+
+
+def _cuda_missing() -> str | None:
+    from resnet_deploy.benchmark.gpu import cuda_available
+
+    return None if cuda_available() else "no CUDA GPU visible to PyTorch"
+
+
 @pytest.fixture(scope="session")
 def trt() -> Any:
     """The TensorRT Python module (full TensorRT, else TensorRT-RTX's bindings); skips the test without one."""
@@ -76,3 +106,17 @@ def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
     result = export_model("resnet18", weights, d / "resnet18.onnx", input_size=64)
     model, info = load_model("resnet18", weights, input_size=64)
     return ExportedModel(result.path, weights, model, info)
+
+
+@pytest.fixture(scope="session")
+def resnet20(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, object]:
+    """resnet20 (CIFAR, 3 x 32 x 32, 10 classes, random weights): ONNX file plus the torch module and info."""
+    from resnet_deploy.build import export_onnx
+    from resnet_deploy.models.weights import load_model
+    from resnet_deploy.onnx_io import save_onnx
+
+    module, info = load_model("resnet20", num_classes=10)
+    proto, _ = export_onnx(module, info)
+    path = tmp_path_factory.mktemp("bench") / "resnet20.onnx"
+    save_onnx(proto, path)
+    return path, module, info

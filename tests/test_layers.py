@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "resnet_deploy"
 LAYERS: list[set[str]] = [
-    {"errors", "_io", "_version", "info", "onnx_io", "kernels"},
+    {"errors", "_io", "_version", "info", "onnx_scan", "onnx_io", "kernels"},
     {"models", "data"},
     {"export"},
     {"passes"},

@@ -1,6 +1,6 @@
 """The CUDA-only part of the benchmark: per-iteration H2D, compute and D2H times from CUDA events.
 
-NEVER RUN: no machine this code was developed on has a GPU (see the report). It is kept to two small runner
+Needs a CUDA GPU (its tests are marked ``cuda``; no GPU has run them yet). It is kept to two small runner
 classes with the same interface as :class:`resnet_deploy.benchmark.core.HostRunner`, so everything around them
 (statistics, reports, scheduling) is exercised on the CPU path. Each iteration does, on one stream::
 
@@ -37,7 +37,7 @@ def gpu_name(device: int = 0) -> str | None:
 
 
 class _EventTimed:
-    """Shared machinery: pinned buffers, four timing events, a private stream (NEVER RUN)."""
+    """Shared machinery: pinned buffers, four timing events, a private stream."""
 
     device = "cuda"
 
@@ -94,7 +94,7 @@ class _EventTimed:
 
 
 class TorchCudaRunner(_EventTimed):
-    """A torch module on CUDA, optionally FP16 + channels-last, replayed as a CUDA graph by default (NEVER RUN)."""
+    """A torch module on CUDA, optionally FP16 + channels-last, replayed as a CUDA graph by default."""
 
     def __init__(
         self, module: Any, input_dtype: np.dtype[Any], half: bool, channels_last: bool, cuda_graphs: bool = True
@@ -141,7 +141,7 @@ class TorchCudaRunner(_EventTimed):
 
 
 class TensorRTCudaRunner(_EventTimed):
-    """A :class:`~resnet_deploy.backends.tensorrt.runtime.TensorRTModel` fed from torch CUDA buffers (NEVER RUN).
+    """A :class:`~resnet_deploy.backends.tensorrt.runtime.TensorRTModel` fed from torch CUDA buffers.
 
     Compute is the engine's ``predict_async`` (``execute_async_v3`` on our stream), captured into a CUDA graph
     when ``cuda_graphs`` is set and capture succeeds; a failed capture falls back to plain enqueues, noted.

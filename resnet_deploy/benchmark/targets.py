@@ -160,7 +160,7 @@ def add_baselines(
 def gpu_baselines(
     module: Any, info: ModelInfo, group: str | None, source: str, macs: int | None, cuda_graphs: bool = True
 ) -> list[Target]:
-    """PyTorch on CUDA: FP32 and FP16 channels-last, CUDA graphs (NEVER RUN: no GPU where this was written)."""
+    """PyTorch on CUDA: FP32 and FP16 channels-last, CUDA graphs (needs a CUDA GPU)."""
     import copy
 
     from ..backends.torch_eager import TorchModel

@@ -189,7 +189,7 @@ def inspect_engine(path: str | Path, live: bool = True) -> dict[str, Any]:
         if usable:
             from .runtime import deserialize_engine  # GPU-only module, imported only when a GPU is usable
 
-            try:  # NEVER RUN (needs a GPU TensorRT runs on)
+            try:  # needs a GPU TensorRT runs on
                 _runtime, engine = deserialize_engine(path)
                 layers, source = layers_from_engine(engine), "engine_inspector"
                 origin = "TensorRT engine inspector (live)"

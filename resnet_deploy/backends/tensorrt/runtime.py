@@ -1,11 +1,11 @@
 """Running TensorRT engines on a GPU: the only module of resnet-deploy that needs a TensorRT-capable GPU.
 
-NEVER RUN: no machine this project is developed or tested on can execute any line below that touches a CUDA
-device. Full TensorRT cannot be installed anywhere here, and TensorRT-RTX does not run on the H100 test GPU
-(compute capability 9.0). Everything here is written to the documented TensorRT 10.x Python API (type-checked
-with mypy against ``tensorrt-stubs`` 10.13) and cuda-python's ``cuda.bindings.runtime``; the tests that need a
-GPU skip without one. What *has* run: the checks that refuse to start (no GPU, bad sidecar, tampered engine),
-which happen before any CUDA call.
+No machine this project is developed or tested on can execute a line below that touches a CUDA device: full
+TensorRT cannot be installed anywhere here, and TensorRT-RTX does not run on the H100/H200 test GPU (compute
+capability 9.0). Everything here is written to the documented TensorRT 10.x Python API (type-checked with mypy
+against ``tensorrt-stubs`` 10.13) and cuda-python's ``cuda.bindings.runtime``; its tests are marked
+``tensorrt_gpu`` and skip without one. What *has* run: the checks that refuse to start (no GPU, bad sidecar,
+tampered engine), which happen before any CUDA call.
 
 Design: one ``IExecutionContext`` per model, guarded by a lock (a context is not thread-safe); device buffers
 for the profile's maximum batch, allocated once; the tensor-name API (``set_input_shape``,
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 class _CudaPython:
     """cuda-python's runtime API (``cuda.bindings.runtime``, or ``cuda.cudart`` before cuda-python 12.6).
 
-    NEVER RUN (no GPU here).
     """
 
     name = "cuda-python"
@@ -116,7 +115,6 @@ class _CudaPython:
 class _PyCuda:
     """PyCUDA, for users who have it instead of cuda-python: no CUDA graphs, no foreign (torch) streams.
 
-    NEVER RUN (no GPU here).
     """
 
     name = "pycuda"
@@ -207,7 +205,7 @@ def _cuda_api() -> _CudaPython | _PyCuda:
 
 def deserialize_engine_bytes(data: bytes, logger: trt.ILogger | None = None) -> tuple[trt.Runtime, trt.ICudaEngine]:
     """``IRuntime.deserialize_cuda_engine`` with a one-line error; returns the runtime too, which callers keep
-    alive as long as the engine. NEVER RUN (needs a GPU)."""
+    alive as long as the engine. Needs a GPU."""
     trt_mod = compat.trt
     runtime = trt_mod.Runtime(logger or trt_mod.Logger(trt_mod.Logger.ERROR))
     engine = runtime.deserialize_cuda_engine(data)
@@ -232,7 +230,7 @@ class TensorRTModel(InferenceModel):
     """A TensorRT engine behind :class:`InferenceModel`: ``predict`` on numpy or torch (CUDA zero-copy).
 
     Construction refuses (``UserError``) when no GPU runtime is usable or the engine does not match its
-    sidecar; those checks have run in CI. Everything after them is NEVER RUN (no TensorRT-capable GPU here).
+    sidecar; those checks have run in CI. Everything after them needs a TensorRT GPU.
     """
 
     backend = "tensorrt"
@@ -250,7 +248,7 @@ class TensorRTModel(InferenceModel):
         if not usable:
             raise UserError(f"cannot run {path}: {reason}")
         data, meta, self.warnings = sc.verify_engine_file(path, compat.info(), compat.gpu(device), sidecar)
-        # ---- NEVER RUN below this line (needs a GPU TensorRT runs on) ----
+        # ---- below this line: needs a GPU TensorRT runs on ----
         self._cuda = _cuda_api()
         self._cuda.set_device(device)
         if meta["extra"].get("residual_fusion") == "plugin":
@@ -306,7 +304,7 @@ class TensorRTModel(InferenceModel):
         self._graphs: dict[int, int] = {}
         self._closed = False
 
-    # -- helpers (NEVER RUN) ---------------------------------------------------------------------------------
+    # -- helpers --------------------------------------------------------------------------------------------
 
     def _bind(self, batch: int, in_ptr: int, out_ptr: int) -> None:
         shape = (batch, *self.input_shape[1:])
@@ -363,7 +361,7 @@ class TensorRTModel(InferenceModel):
         if self._closed:
             raise UserError("this model has been closed")
 
-    # -- torch CUDA tensors: zero-copy (NEVER RUN) ----------------------------------------------------------
+    # -- torch CUDA tensors: zero-copy ----------------------------------------------------------------------
 
     def predict(self, batch: Any) -> np.ndarray:
         """Logits as numpy; CUDA torch tensors are read in place (no host round trip on the way in)."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_residual_kernel.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_residual_kernel.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,160 @@
+"""The measuring loop on real ONNX Runtime and PyTorch models: interleaving, Ctrl-C, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+from resnet_deploy.benchmark import (
+    BenchConfig,
+    BenchmarkInterrupted,
+    HostRunner,
+    Target,
+    load_json,
+    plot,
+    run_benchmark,
+    validate_report,
+    write_json,
+    write_markdown,
+)
+from resnet_deploy.benchmark.core import check_batches
+from resnet_deploy.errors import UserError
+
+
+def test_tiny_real_run_writes_valid_json_markdown_plot(resnet20: tuple, tmp_path: Path, make_targets: Any) -> None:
+    cfg = BenchConfig(batches=[1, 2], duration_s=0.2, warmup_ms=20, min_iterations=3, threads=1)
+    updates: list[int] = []
+    report = run_benchmark(make_targets(resnet20), cfg, on_update=lambda r: updates.append(len(r.results)))
+    assert updates == [2, 4]  # saved after each batch size
+    rows = report.results
+    assert [(r["model"], r["batch"]) for r in rows] == [
+        ("resnet20 fp32 onnxruntime", 1),
+        ("resnet20 fp32 pytorch", 1),
+        ("resnet20 fp32 onnxruntime", 2),
+        ("resnet20 fp32 pytorch", 2),
+    ]
+    for r in rows:
+        assert r["iterations"] >= 3 and r["wall_s"] >= 0.2
+        assert r["chunks"] >= 1  # how many depends on the machine's speed: see the fake-clock test below
+        lat = r["latency_ms"]
+        assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+        # throughput is images / summed chunk wall time, consistent with the iteration count
+        assert r["throughput_ips"] == pytest.approx(r["iterations"] * r["batch"] / r["wall_s"], rel=1e-3)
+        assert r["vs_reference"]["reference"] == "resnet20 fp32 onnxruntime"
+    ort_row = rows[0]
+    assert ort_row["macs_per_image"] == 40_550_400 + 64 * 10  # convs + fc
+    assert ort_row["achieved_gops"] == pytest.approx(
+        2 * ort_row["macs_per_image"] * ort_row["throughput_ips"] / 1e9, rel=1e-3
+    )
+    assert ort_row["vs_reference"]["median_latency_ratio"] == 1.0
+
+    out_json, out_md, out_png = tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.png"
+    write_json(report, out_json)
+    data = load_json(out_json)
+    assert data["complete"] is True and data["machine"]["cpu"]
+    assert set(data["results"][0]["latency_ms"]) == {"min", "mean", "median", "p90", "p95", "p99", "max"}
+    write_markdown(report, out_md)
+    md = out_md.read_text()
+    assert "| resnet20 fp32 pytorch | pytorch | fp32 | 2 |" in md and data["machine"]["cpu"] in md
+    plot(report, out_png)
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_back_to_back_mode(resnet20: tuple, make_targets: Any) -> None:
+    cfg = BenchConfig(batches=[1], duration_s=0.1, warmup_ms=0, min_iterations=2, interleave=False)
+    report = run_benchmark(make_targets(resnet20), cfg)
+    assert all(r["chunks"] == 1 and r["iterations"] >= 2 for r in report.results)
+    assert "back to back" in report.notes[0]
+
+
+class _InterruptAt(HostRunner):
+    """A real ONNX Runtime runner whose n-th step (counted over all batches) raises KeyboardInterrupt."""
+
+    calls = 0
+
+    def __init__(self, model: OnnxRuntimeModel, at: int, batch_seen: list[int]) -> None:
+        super().__init__(model)
+        self.at = at
+        self.batch_seen = batch_seen
+
+    def prepare(self, x: np.ndarray) -> None:
+        super().prepare(x)
+        self.batch_seen.append(x.shape[0])
+
+    def step(self) -> None:
+        if self.batch_seen[-1] == 4:
+            raise KeyboardInterrupt
+        super().step()
+
+
+def test_ctrl_c_keeps_finished_batches(resnet20: tuple, tmp_path: Path) -> None:
+    path = resnet20[0]
+    model = OnnxRuntimeModel(path, threads=1)
+    seen: list[int] = []
+    t = Target("r20", model, make_runner=lambda: _InterruptAt(model, 0, seen))
+    cfg = BenchConfig(batches=[1, 4], duration_s=0.05, warmup_ms=0, min_iterations=2)
+    with pytest.raises(BenchmarkInterrupted) as exc:
+        run_benchmark([t], cfg)
+    report = exc.value.report
+    assert report.interrupted and [r["batch"] for r in report.results] == [1]
+    write_json(report, tmp_path / "partial.json")
+    data = json.loads((tmp_path / "partial.json").read_text())
+    assert data["complete"] is False and len(data["results"]) == 1
+    validate_report(data)
+
+
+def test_batch_above_engine_max_and_fixed_batch_are_refused(resnet20: tuple, tmp_path: Path, tiny_graph: Any) -> None:
+    model = OnnxRuntimeModel(resnet20[0])
+    model.max_batch = 4  # what a TensorRT engine's profile sets; the ONNX model itself has none
+    with pytest.raises(UserError, match="above the maximum batch 4"):
+        check_batches([Target("engine-like", model)], [1, 8])
+    model.min_batch = 2  # type: ignore[attr-defined]
+    with pytest.raises(UserError, match="below the minimum batch 2"):
+        check_batches([Target("engine-like", model)], [1, 4])
+    check_batches([Target("engine-like", model)], [2, 4])
+    fixed_path = tmp_path / "fixed.onnx"
+    onnx.save(tiny_graph(batch=1), fixed_path)
+    fixed = OnnxRuntimeModel(fixed_path)
+    with pytest.raises(UserError, match="fixed batch of 1"):
+        run_benchmark([Target("fixed", fixed)], BenchConfig(batches=[1, 2], duration_s=0.01))
+
+
+def test_duplicate_labels_and_empty_runs_refused(resnet20: tuple, make_targets: Any) -> None:
+    t = make_targets(resnet20)[0]
+    with pytest.raises(UserError, match="share a label"):
+        run_benchmark([t, t], BenchConfig(duration_s=0.01))
+    with pytest.raises(UserError, match="nothing to benchmark"):
+        run_benchmark([], BenchConfig(duration_s=0.01))
+
+
+class _Ticks:
+    """A clock that advances 1 ms per reading: the measuring loop then behaves the same on any machine."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def test_interleaving_gives_every_target_its_rounds(
+    resnet20: tuple, make_targets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Round-robin chunks, checked against a fake clock: real models run, but no assertion depends on speed."""
+    from resnet_deploy.benchmark import core
+
+    monkeypatch.setattr(core, "time", _Ticks())
+    cfg = BenchConfig(batches=[1], duration_s=0.3, warmup_ms=0, min_iterations=3, rounds=3, threads=1)
+    report = run_benchmark(make_targets(resnet20), cfg)
+    for r in report.results:
+        assert r["chunks"] == 3 and r["wall_s"] >= 0.3 and r["iterations"] >= 3
+    cfg.interleave = False
+    assert all(r["chunks"] == 1 for r in run_benchmark(make_targets(resnet20), cfg).results)
