@@ -1,0 +1,153 @@
+"""``build``: the pipeline, checkpoint or ONNX in, deployable model out; ``export_model``: its first stages alone.
+
+Every input is validated and the output paths are checked before the slow work; the outputs are written
+atomically at the end, the calibration cache last, so an error leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .._io import check_writable
+from ..errors import UserError
+from ..info import ModelInfo
+from ..onnx_io import op_counts, save_onnx
+from ..passes import PassReport
+from . import stages
+from .options import BuildOptions, check_outputs, resolve_backend, validate
+from .result import BuildResult
+
+Progress = Callable[[str, str], None]  # (stage, detail)
+
+
+def build(options: BuildOptions, progress: Progress | None = None) -> BuildResult:
+    """Run the pipeline ``options`` describe, reporting each stage to ``progress(stage, detail)``."""
+    start = time.perf_counter()
+    o = options
+
+    def say(stage: str, detail: str) -> None:
+        if progress is not None:
+            progress(stage, detail)
+
+    validate(o)
+    backend, why = resolve_backend(o)
+    out = check_outputs(o, backend)
+
+    source = stages.load_or_export(o, say)
+    result = BuildResult(output=out, backend=backend, precision=o.precision, info=source.info, source=source.description)
+    if why:
+        result.notes.append(why)
+        say("backend", why)
+    model, reports = stages.export_passes(source, say)
+    result.reports.extend(reports)
+    model = stages.precision(o, model, source.info, backend, result, say)
+    model = stages.residual_fusion(o, model, backend, result, say)
+    model = stages.tag(model, o, result)
+    model = stages.backend_build(o, model, source.info, backend, result, say)
+    stages.write(o, model, backend, result, say)
+
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_model` wrote and what the passes did."""
+
+    path: Path
+    info: ModelInfo
+    reports: list[PassReport]
+    op_counts: dict[str, int]
+    size_bytes: int
+    opset: int
+    weights: str | None
+    seconds: float
+
+    def report(self, name: str) -> PassReport | None:
+        return next((r for r in self.reports if r.name == name), None)
+
+    def summary(self) -> str:
+        """One paragraph for humans."""
+        info = self.info
+        sim, fold = self.report("onnxsim"), self.report("fold_batchnorm")
+        removed = sim.changes.get("nodes_removed", 0) if sim else 0
+        folded = fold.changes.get("batchnorm_folded", 0) if fold else 0
+        ops = ", ".join(f"{k} {v}" for k, v in self.op_counts.items())
+        src = f"weights {self.weights}" if self.weights else "random weights (no --weights)"
+        text = (
+            f"Exported {info.arch} ({src}; {info.num_classes} classes, input N x {info.in_channels} x "
+            f"{info.input_size} x {info.input_size}) to {self.path} ({self.size_bytes / 1e6:.1f} MB, opset "
+            f"{self.opset}, {self.seconds:.1f} s). onnxsim removed {removed} nodes; {folded} BatchNormalization "
+            f"folded into Conv. Ops: {ops}."
+        )
+        notes = [n for r in self.reports for n in r.notes]
+        if notes:
+            text += " Notes: " + "; ".join(notes) + "."
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "arch": self.info.arch,
+            "weights": self.weights,
+            "info": asdict(self.info),
+            "opset": self.opset,
+            "size_bytes": self.size_bytes,
+            "seconds": round(self.seconds, 3),
+            "op_counts": self.op_counts,
+            "passes": [r.to_dict() for r in self.reports],
+        }
+
+
+def export_model(
+    arch: str | None = None,
+    weights: str | Path | None = None,
+    out: str | Path = "model.onnx",
+    *,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    input_size: int | None = None,
+    opset: int = 17,
+) -> ExportResult:
+    """Load ``arch`` (with ``weights``: a file or bundled checkpoint name), export it to ONNX, simplify, fold
+    BatchNorm and write ``out`` atomically. ``arch`` may be None when the weights are a resnet-deploy checkpoint."""
+    from ..export import MIN_OPSET, max_opset
+    from ..models.weights import load_model
+
+    out = check_writable(out)  # before the slow part
+    if not MIN_OPSET <= opset <= max_opset():
+        raise UserError(f"opset {opset} is not supported (choose {MIN_OPSET}..{max_opset()})")
+    if input_size is not None and not 1 <= input_size <= 4096:
+        raise UserError(f"input size {input_size} is out of range (1..4096)")
+    if weights is None and num_classes is None and arch is not None:
+        from ..models.registry import get_arch
+
+        num_classes = get_arch(arch).default_num_classes  # random weights: the family's usual head
+    start = time.perf_counter()
+    net, info = load_model(arch, weights, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+    proto, reports = export_onnx(net, info, opset)
+    save_onnx(proto, out)
+    return ExportResult(
+        path=out,
+        info=info,
+        reports=reports,
+        op_counts=op_counts(proto),
+        size_bytes=out.stat().st_size,
+        opset=opset,
+        weights=None if weights is None else str(weights),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def export_onnx(net: Any, info: ModelInfo, opset: int = 17) -> tuple[onnx.ModelProto, list[PassReport]]:
+    """An in-memory ``torch.nn.Module`` -> the simplified, BatchNorm-folded ONNX graph carrying ``info``."""
+    from ..export import torch_to_onnx
+
+    source = stages.Source(torch_to_onnx(net, info, opset=opset), info, info.name or info.arch, exported=True)
+    return stages.export_passes(source, lambda _stage, _detail: None)

@@ -1,0 +1,303 @@
+"""The stages of ``build``, one function each, in pipeline order. Each takes the graph so far, records what it did
+in the :class:`~.result.BuildResult`, and returns the next graph:
+
+load or export -> simplify + fold BN (:data:`EXPORT_PASSES`) -> precision -> residual fusion -> backend build ->
+write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from .._io import atomic_write_bytes
+from .._version import __version__
+from ..errors import UserError
+from ..info import ModelInfo
+from ..models.bundled import bundled_checkpoints
+from ..onnx_io import QDQ_OPS, info_from_onnx, load_onnx, set_info, set_metadata
+from ..passes import Pass, PassReport, run_passes
+from ..passes.fold_bn import fold_batchnorm
+from ..passes.simplify import simplify
+from .options import DEFAULT_CHECKPOINT, SYNTHETIC, BuildOptions
+from .result import BuildResult
+
+#: The passes every graph goes through before precision: the same list for exported and for given ONNX files.
+EXPORT_PASSES: tuple[Pass, ...] = (simplify, fold_batchnorm)
+
+Say = Callable[[str, str], None]  # (stage, detail)
+
+
+@dataclass
+class Source:
+    """The FP32 graph a build starts from."""
+
+    model: onnx.ModelProto
+    info: ModelInfo | None
+    description: str
+    exported: bool  # True: we exported it from PyTorch (so it carries our producer name)
+
+
+# ------------------------------------------------------------------------------------------------ load or export
+
+
+def load_or_export(o: BuildOptions, say: Say) -> Source:
+    """The float32 graph of ``--onnx``, or the raw export of ``--arch/--weights`` (the bundled default if neither)."""
+    if o.onnx is not None:
+        say("load", f"reading {o.onnx}")
+        model = load_onnx(o.onnx)
+        if any(n.op_type in QDQ_OPS for n in model.graph.node):
+            raise UserError(f"{o.onnx} is already quantized (Q/DQ nodes): give the float32 model")
+        return Source(model, info_from_onnx(model), str(o.onnx), exported=False)
+    weights = o.weights
+    if o.arch is None and weights is None:
+        if DEFAULT_CHECKPOINT not in bundled_checkpoints():
+            raise UserError(
+                f"no model given and the bundled checkpoint {DEFAULT_CHECKPOINT} is not installed: "
+                "pass --arch/--weights or --onnx"
+            )
+        weights = DEFAULT_CHECKPOINT
+    from ..export import torch_to_onnx
+    from ..models.weights import load_model
+
+    say("export", f"loading {weights or o.arch}")
+    net, info = load_model(o.arch, weights)
+    say("export", "torch.onnx export")
+    source = str(weights if weights is not None else f"{o.arch} (random weights)")
+    return Source(torch_to_onnx(net, info, opset=o.opset), info, source, exported=True)
+
+
+def export_passes(source: Source, say: Say) -> tuple[onnx.ModelProto, list[PassReport]]:
+    """Run :data:`EXPORT_PASSES` (onnxsim, BatchNorm folding), then stamp producer and model info."""
+    say("simplify", "onnxsim, BatchNorm folding")
+    model, reports = run_passes(source.model, EXPORT_PASSES)
+    if source.exported:
+        model.producer_name = "resnet-deploy"
+        model.producer_version = __version__  # not the torch version the exporter left there
+    if source.info is not None:
+        set_info(model, source.info)
+    if source.exported:
+        onnx.checker.check_model(model)
+    return model, reports
+
+
+# ------------------------------------------------------------------------------------------------------ precision
+
+
+def is_bundled(info: ModelInfo | None) -> bool:
+    return info is not None and info.name is not None and info.name in bundled_checkpoints()
+
+
+def _input_chw(model: onnx.ModelProto) -> tuple[int, ...]:
+    from ..precision.calibration import model_input
+
+    _, shape = model_input(model)
+    if any(d is None for d in shape[1:]):
+        raise UserError(f"the model input has dynamic image dimensions {shape}: cannot make synthetic data")
+    return tuple(int(d) for d in shape[1:] if d is not None)
+
+
+def calibration_data(
+    o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, result: BuildResult, say: Say
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The calibration images the options ask for (a bundled checkpoint defaults to its training set), or None
+    when an existing cache is to be reused."""
+    from ..data import open_dataset
+    from ..precision.calibration import check_data_shape
+
+    if o.int8.cache_path is not None and Path(o.int8.cache_path).exists() and o.calib_data is None:
+        return None, {}
+    spec = o.calib_data
+    if spec is None:
+        if not is_bundled(info):
+            raise UserError(
+                "INT8 needs calibration data for this model: pass --calib-data SPEC (a folder of training images, "
+                "a .npz, fashion-mnist:train) or --calib-data synthetic for a speed-only build"
+            )
+        spec = "fashion-mnist:train"
+        result.notes.append(f"calibration data: first {o.calib_samples} images of {spec} (bundled checkpoint)")
+    if spec == SYNTHETIC:
+        msg = (
+            "calibrating on SYNTHETIC random images: the INT8 scales do not reflect real data and ACCURACY WILL BE "
+            "MEANINGLESS; use this build for speed measurements only"
+        )
+        result.warnings.append(msg)
+        say("warning", msg)
+        rng = np.random.default_rng(0)
+        x = rng.random((o.calib_samples, *_input_chw(model)), dtype=np.float32)
+        return x, {"spec": SYNTHETIC, "seed": 0}
+    say("calibrate", f"loading {o.calib_samples} images from {spec}")
+    ds = open_dataset(spec, info)
+    n = min(o.calib_samples, len(ds))
+    if n < 1:
+        raise UserError(f"calibration data {spec} holds zero samples")
+    x, _ = ds.take(n)
+    check_data_shape(model, tuple(x.shape[1:]), f"calibration data {spec}")
+    if n < o.calib_samples:
+        result.notes.append(f"calibration data {spec} holds only {n} images (asked for {o.calib_samples})")
+    return x, {"spec": spec}
+
+
+def evaluation_data(o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None) -> tuple[np.ndarray, np.ndarray]:
+    from ..data import open_dataset
+    from ..precision.calibration import check_data_shape
+
+    assert o.eval_data is not None
+    ds = open_dataset(o.eval_data, info)
+    x, y = ds.take(min(o.eval_samples, len(ds)))
+    check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {o.eval_data}")
+    return x, y
+
+
+def precision(
+    o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, backend: str, result: BuildResult, say: Say
+) -> onnx.ModelProto:
+    """FP16: the FP16 pass. INT8: calibrate (or reuse the cache) and insert Q/DQ in the backend's placement."""
+    if o.precision == "fp16":
+        from ..passes.fp16 import to_fp16
+
+        say("fp16", f"converting to float16 (io {o.io_dtype})")
+        model, rep = to_fp16(model, o.io_dtype)
+        result.reports.append(rep)
+    elif o.precision == "int8":
+        import dataclasses
+
+        from ..precision.ptq import quantize_int8
+
+        calib_x, desc = calibration_data(o, model, info, result, say)
+        result.calibration_data = desc.get("spec")
+        eval_data = evaluation_data(o, model, info) if o.eval_data is not None else None
+        options = dataclasses.replace(o.int8, placement=o.int8.placement or backend)
+        quantized = quantize_int8(model, calib_x, options, desc, eval_data, on_step=lambda m: say("int8", m))
+        model = quantized.model
+        result.int8 = quantized
+        result.reports.append(quantized.report)
+        mixed = quantized.mixed
+        if mixed is not None:
+            kept = ", ".join(mixed.keep_float) or "none"
+            result.notes.append(
+                f"mixed precision on {mixed.samples} eval images: FP32 {mixed.fp32_top1:.2f}%, all-INT8 "
+                f"{mixed.int8_top1:.2f}%, final {mixed.final_top1:.2f}% with {len(mixed.keep_float)} layer(s) kept "
+                f"in {mixed.keep_dtype}: {kept}"
+            )
+            if not mixed.within_budget:
+                result.warnings.append(f"could not meet --max-accuracy-drop {mixed.max_drop}: every layer is in float")
+    return model
+
+
+# ------------------------------------------------------------------------------------------------ residual fusion
+
+
+def residual_fusion(
+    o: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Say
+) -> onnx.ModelProto:
+    """``plugin``: rewrite each residual Add+ReLU into the plugin node. ``auto``: decided in :func:`backend_build`
+    by timing both engines where that is possible, else native."""
+    choice = o.residual_fusion
+    record: dict[str, Any] = {"requested": choice}
+    if choice == "auto":
+        # Choosing honestly means timing both engines on the GPU that will run them.
+        if backend != "tensorrt":
+            choice, why = "native", "auto: the plugin only matters to TensorRT; ONNX Runtime builds stay native"
+        else:
+            from ..backends.tensorrt.autotune import AUTO_REASON, can_time_engines
+
+            ok, reason = can_time_engines()
+            if ok:
+                choice, why = "timed", AUTO_REASON
+            else:
+                choice, why = "native", f"auto: cannot time engines here ({reason}); native chosen"
+        record["reason"] = why
+        if choice != "timed":
+            result.notes.append(why)
+    record["chosen"] = choice
+    if choice == "plugin":
+        from ..passes.residual_fusion import fuse_residual_add_relu
+
+        say("fuse", "residual Add+ReLU -> ResidualAddRelu")
+        model, rep = fuse_residual_add_relu(model)
+        result.reports.append(rep)
+        if not rep.changes.get("fused"):
+            why = ""
+            if result.int8 is not None and result.int8.placement == "onnxruntime":
+                why = " (the ONNX Runtime INT8 placement folds each ReLU into a uint8 QuantizeLinear)"
+            result.warnings.append(f"--residual-fusion plugin found no residual Add+ReLU to rewrite{why}")
+    result.residual_fusion = record
+    return model
+
+
+# ------------------------------------------------------------------------------------------- backend build, write
+
+
+def tag(model: onnx.ModelProto, o: BuildOptions, result: BuildResult) -> onnx.ModelProto:
+    """Record precision (and INT8's calibration and placement) in the graph's metadata, then check it."""
+    tags = {"resnet_deploy.precision": o.precision}
+    if result.int8 is not None:
+        tags["resnet_deploy.calibration"] = f"{result.int8.method}:{result.int8.samples}"
+        tags["resnet_deploy.qdq_placement"] = result.int8.placement
+    set_metadata(model, tags)
+    onnx.checker.check_model(model)
+    return model
+
+
+def backend_build(
+    o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, backend: str, result: BuildResult, say: Say
+) -> onnx.ModelProto:
+    """ONNX Runtime: load the graph once (one it cannot load is never written). TensorRT: build the engine and
+    its sidecar at the output. Returns the graph the output was made from."""
+    if backend == "onnxruntime":
+        say("verify", "loading the result in ONNX Runtime")
+        from ..backends.onnxruntime import OnnxRuntimeModel
+
+        OnnxRuntimeModel(model).close()
+        return model
+    from ..backends.tensorrt.builder import build_engine
+
+    say("tensorrt", "building the engine")
+    extra: dict[str, str | int | float | bool | None] = {
+        "source": result.source,
+        "precision": o.precision,
+        "residual_fusion": result.residual_fusion.get("chosen"),
+        "residual_fusion_reason": result.residual_fusion.get("reason"),
+    }
+    calibration = None
+    if result.int8 is not None:
+        calibration = {"method": result.int8.method, "cache_sha256": result.int8.cache.sha256()}
+        extra["calibration_samples"] = result.int8.samples
+        extra["calibration_data"] = result.calibration_data
+        extra["qdq_placement"] = result.int8.placement
+    if result.residual_fusion.get("chosen") == "timed":
+        from ..backends.tensorrt.autotune import build_timed_engines
+
+        timed = build_timed_engines(
+            model, result.output, o.engine, info, extra, calibration, say=lambda m: say("tensorrt", m)
+        )
+        result.engine = timed.engine
+        result.residual_fusion.update(chosen=timed.chosen, measurement=timed.measurement)
+        result.notes.append(timed.note)
+        if timed.fusion_report is not None:
+            result.reports.append(timed.fusion_report)
+        return timed.model
+    result.engine = build_engine(model, result.output, o.engine, info, extra, calibration)
+    return model
+
+
+def write(o: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Say) -> None:
+    """The ONNX output (ONNX Runtime) and ``--emit-onnx``; then the calibration cache, last, so an error before
+    leaves no cache that claims a build happened."""
+    data = model.SerializeToString()
+    if o.emit_onnx is not None:
+        result.emitted_onnx = atomic_write_bytes(o.emit_onnx, data)
+    if backend == "onnxruntime":
+        say("write", str(result.output))
+        atomic_write_bytes(result.output, data)
+    result.output_bytes = Path(result.output).stat().st_size
+    if result.int8 is not None and result.int8.cache_to_write is not None:
+        result.int8.cache.save(result.int8.cache_to_write)
+        result.calib_cache_written = result.int8.cache_to_write
+
