@@ -74,7 +74,7 @@ class UniqueNames:
     @classmethod
     def of(cls, graph: onnx.GraphProto) -> UniqueNames:
         """The names already used in ``graph``: node outputs, graph inputs, initializers."""
-        outputs = (o for n in graph.node for o in n.output)
+        outputs = (name for node in graph.node for name in node.output)
         return cls([*outputs, *(i.name for i in graph.input), *(t.name for t in graph.initializer)])
 
     def fresh(self, base: str) -> str:

@@ -42,14 +42,14 @@ class _Splice:
     def emit_after(self, tensor: str, new: onnx.NodeProto) -> None:
         self.after.setdefault(tensor, []).append(new)
 
-    def constant_dq(self, base: str, suffix: str, q: np.ndarray, scale: np.ndarray, axis: int, reader: str) -> str:
-        """Per-channel ``DequantizeLinear`` of the constant ``q`` (zero point 0, of q's type), emitted before the
-        node ``reader``; returns the dequantized tensor's name."""
+    def constant_dq(self, base: str, suffix: str, values: np.ndarray, scale: np.ndarray, axis: int, reader: str) -> str:
+        """Per-channel ``DequantizeLinear`` of the integer constant ``values`` (zero point 0, of their type),
+        emitted before the node ``reader``; returns the dequantized tensor's name."""
         names = [f"{base}_{suffix}", f"{base}_scale", f"{base}_zero_point"]
         self.initializers += [
-            numpy_helper.from_array(q, names[0]),
+            numpy_helper.from_array(values, names[0]),
             numpy_helper.from_array(scale, names[1]),
-            numpy_helper.from_array(np.zeros(scale.shape, q.dtype), names[2]),
+            numpy_helper.from_array(np.zeros(scale.shape, values.dtype), names[2]),
         ]
         out = f"{base}_dequantized"
         self.emit_before(
@@ -81,76 +81,32 @@ def insert_qdq(
     if unknown:
         raise UserError(f"cannot keep unknown layer(s) in float: {', '.join(sorted(unknown))}")
     model = copy_model(model)
-    g = model.graph
+    graph = model.graph
     report = PassReport("int8_qdq")
     report.notes.append(f"placement: {plan.placement}")
-    nodes = {n.name: n for n in g.node}
-    inits = {t.name: t for t in g.initializer}
-    splice = _Splice()
+    rewrite = _Rewrite(plan, graph, report)
 
-    weight_scales: dict[str, np.ndarray] = {}
-    for site in plan.weights:
-        if site.node in keep_float:
-            continue
-        q, scale = quantize_weight(numpy_helper.to_array(inits[site.weight]), site.axis, plan.weight_qmax)
-        weight_scales[site.node] = scale
-        nodes[site.node].input[1] = splice.constant_dq(f"{site.node}/weight", "int8", q, scale, site.axis, site.node)
-        report.count("weight_qdq")
-
+    # the order of these steps is the order of the new initializers and of the nodes emitted before each node
+    weight_scales = rewrite.quantize_weights(keep_float)
     by_tensor: dict[str, list[ActivationSite]] = {}
     read_float: set[str] = set()  # tensors a kept layer reads unquantized
-    for s in plan.activations:
+    for site in plan.activations:
         # a kept layer reads its input in float; a residual site serves only its conv's int8 fusion: it goes too
-        if s.node in keep_float or s.fused_with in keep_float:
-            read_float.add(s.tensor)
+        if site.node in keep_float or site.fused_with in keep_float:
+            read_float.add(site.tensor)
             continue
-        by_tensor.setdefault(s.tensor, []).append(s)
-    input_scale: dict[tuple[str, int], np.ndarray] = {}
-    for tensor, sites in by_tensor.items():
-        scale, zp = plan.encoding(tensor, amax)
-        scale_name, zp_name = f"{tensor}_scale", f"{tensor}_zero_point"
-        splice.initializers += [numpy_helper.from_array(scale, scale_name), numpy_helper.from_array(zp, zp_name)]
-        source = plan.relu_inputs.get(tensor, tensor)
-        qname = f"{tensor}_quantized"
-        quantize = helper.make_node(
-            "QuantizeLinear", [source, scale_name, zp_name], [qname], name=f"{tensor}_QuantizeLinear"
-        )
-        splice.emit_after(source, quantize)
-        report.count("activation_q")
-        for k, s in enumerate(sites):
-            out = f"{tensor}_dequantized_{k}"
-            dequantize = helper.make_node(
-                "DequantizeLinear", [qname, scale_name, zp_name], [out], name=f"{out}_DequantizeLinear"
-            )
-            nodes[s.node].input[s.index] = out
-            splice.emit_before(s.node, dequantize)
-            input_scale[(s.node, s.index)] = scale
-            report.count("residual_qdq" if s.kind == "residual" else "activation_dq")
-
-    for site in plan.weights:
-        if site.bias is None or site.node not in weight_scales or (site.node, 0) not in input_scale:
-            continue
-        bias = numpy_helper.to_array(inits[site.bias])
-        q, scale = quantize_bias(bias, input_scale[(site.node, 0)], weight_scales[site.node])
-        nodes[site.node].input[2] = splice.constant_dq(f"{site.node}/bias", "int32", q, scale, 0, site.node)
-        report.count("bias_int32")
-
+        by_tensor.setdefault(site.tensor, []).append(site)
+    input_scales = rewrite.quantize_activations(by_tensor, amax)
+    rewrite.quantize_biases(weight_scales, input_scales)
     if keep_dtype == "fp16":
-        for name in sorted(keep_float):
-            layer = layer_in_fp16(nodes[name], inits)
-            splice.initializers += layer.initializers
-            splice.emit_before(name, layer.cast_in)
-            # the cast back comes first: what read the float32 output (its Q) now reads the Cast's
-            fp32_output, fp16_output = layer.cast_out.output[0], layer.cast_out.input[0]
-            splice.after[fp16_output] = [layer.cast_out, *splice.after.pop(fp32_output, [])]
-            report.count("layers_kept_fp16")
+        rewrite.keep_in_fp16(sorted(keep_float))
 
     # a Relu stays where a kept layer reads its output in float (its producer then runs unfused on ONNX Runtime)
     folded = {t for t in by_tensor if t in plan.relu_inputs and t not in read_float}
-    rebuild_nodes(g, _spliced_nodes(g, splice, folded, report))
-    g.initializer.extend(splice.initializers)
-    drop_unused_initializers(g)
-    drop_value_info(g, folded)
+    rebuild_nodes(graph, _spliced_nodes(graph, rewrite.splice, folded, report))
+    graph.initializer.extend(rewrite.splice.initializers)
+    drop_unused_initializers(graph)
+    drop_value_info(graph, folded)
     if keep_float:
         report.count("layers_kept_float", len(keep_float))
         report.notes.append("kept in float: " + ", ".join(sorted(keep_float)))
@@ -158,20 +114,105 @@ def insert_qdq(
     return model, report
 
 
-def _spliced_nodes(g: onnx.GraphProto, splice: _Splice, folded: set[str], report: PassReport) -> list[onnx.NodeProto]:
-    """``g``'s nodes with ``splice``'s in place, in topological order, less the Relus whose output is in
+class _Rewrite:
+    """The steps of :func:`insert_qdq` on one copy of the graph; each rewires nodes in place and adds to
+    ``splice``."""
+
+    def __init__(self, plan: QuantPlan, graph: onnx.GraphProto, report: PassReport) -> None:
+        self.plan = plan
+        self.report = report
+        self.nodes = {node.name: node for node in graph.node}
+        self.initializers = {t.name: t for t in graph.initializer}
+        self.splice = _Splice()
+
+    def quantize_weights(self, keep_float: set[str] | frozenset[str]) -> dict[str, np.ndarray]:
+        """int8 weights behind per-channel DQs for every layer not kept; returns layer -> weight scales."""
+        scales: dict[str, np.ndarray] = {}
+        for site in self.plan.weights:
+            if site.node in keep_float:
+                continue
+            weight = numpy_helper.to_array(self.initializers[site.weight])
+            int8_weight, scale = quantize_weight(weight, site.axis, self.plan.weight_qmax)
+            scales[site.node] = scale
+            self.nodes[site.node].input[1] = self.splice.constant_dq(
+                f"{site.node}/weight", "int8", int8_weight, scale, site.axis, site.node
+            )
+            self.report.count("weight_qdq")
+        return scales
+
+    def quantize_activations(
+        self, by_tensor: dict[str, list[ActivationSite]], amax: dict[str, float]
+    ) -> dict[tuple[str, int], np.ndarray]:
+        """One Q per tensor, right after it is produced (after its Relu's input when the Relu is folded), and one
+        DQ per reading site; returns (node, input index) -> the scale that input is read with."""
+        input_scales: dict[tuple[str, int], np.ndarray] = {}
+        for tensor, sites in by_tensor.items():
+            scale, zero_point = self.plan.encoding(tensor, amax)
+            scale_name, zp_name = f"{tensor}_scale", f"{tensor}_zero_point"
+            self.splice.initializers += [
+                numpy_helper.from_array(scale, scale_name),
+                numpy_helper.from_array(zero_point, zp_name),
+            ]
+            source = self.plan.relu_inputs.get(tensor, tensor)
+            quantized_name = f"{tensor}_quantized"
+            quantize = helper.make_node(
+                "QuantizeLinear", [source, scale_name, zp_name], [quantized_name], name=f"{tensor}_QuantizeLinear"
+            )
+            self.splice.emit_after(source, quantize)
+            self.report.count("activation_q")
+            for k, site in enumerate(sites):
+                out = f"{tensor}_dequantized_{k}"
+                dequantize = helper.make_node(
+                    "DequantizeLinear", [quantized_name, scale_name, zp_name], [out], name=f"{out}_DequantizeLinear"
+                )
+                self.nodes[site.node].input[site.index] = out
+                self.splice.emit_before(site.node, dequantize)
+                input_scales[(site.node, site.index)] = scale
+                self.report.count("residual_qdq" if site.kind == "residual" else "activation_dq")
+        return input_scales
+
+    def quantize_biases(
+        self, weight_scales: dict[str, np.ndarray], input_scales: dict[tuple[str, int], np.ndarray]
+    ) -> None:
+        """int32 biases behind DQs where the plan asks for them and both the weight and the input are int8."""
+        for site in self.plan.weights:
+            if site.bias is None or site.node not in weight_scales or (site.node, 0) not in input_scales:
+                continue
+            bias = numpy_helper.to_array(self.initializers[site.bias])
+            int32_bias, scale = quantize_bias(bias, input_scales[(site.node, 0)], weight_scales[site.node])
+            self.nodes[site.node].input[2] = self.splice.constant_dq(
+                f"{site.node}/bias", "int32", int32_bias, scale, 0, site.node
+            )
+            self.report.count("bias_int32")
+
+    def keep_in_fp16(self, layers: list[str]) -> None:
+        """Run the kept ``layers`` in float16 between Casts (:func:`resnet_deploy.passes.fp16.layer_in_fp16`)."""
+        for name in layers:
+            layer = layer_in_fp16(self.nodes[name], self.initializers)
+            self.splice.initializers += layer.initializers
+            self.splice.emit_before(name, layer.cast_in)
+            # the cast back comes first: what read the float32 output (its Q) now reads the Cast's
+            fp32_output, fp16_output = layer.cast_out.output[0], layer.cast_out.input[0]
+            self.splice.after[fp16_output] = [layer.cast_out, *self.splice.after.pop(fp32_output, [])]
+            self.report.count("layers_kept_fp16")
+
+
+def _spliced_nodes(
+    graph: onnx.GraphProto, splice: _Splice, folded: set[str], report: PassReport
+) -> list[onnx.NodeProto]:
+    """``graph``'s nodes with ``splice``'s in place, in topological order, less the Relus whose output is in
     ``folded``."""
     after = dict(splice.after)
     ordered: list[onnx.NodeProto] = []
-    for inp in g.input:
-        ordered += after.pop(inp.name, [])
-    for n in g.node:
-        ordered += splice.before.get(n.name, [])
-        if n.op_type == "Relu" and n.output[0] in folded:
+    for graph_input in graph.input:
+        ordered += after.pop(graph_input.name, [])
+    for node in graph.node:
+        ordered += splice.before.get(node.name, [])
+        if node.op_type == "Relu" and node.output[0] in folded:
             report.count("relu_folded")  # the uint8 Q with zero point 0 clamps at 0 itself
         else:
-            ordered.append(n)
-        for out in n.output:
+            ordered.append(node)
+        for out in node.output:
             ordered += after.pop(out, [])
     if after:
         raise UserError(f"cannot place Q/DQ: tensor(s) not produced in the graph: {', '.join(after)}")

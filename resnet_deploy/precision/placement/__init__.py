@@ -33,10 +33,10 @@ def plan_qdq(model: onnx.ModelProto, placement: str = "tensorrt") -> QuantPlan:
     planner = PLANNERS.get(placement)
     if planner is None:
         raise UserError(f"unknown Q/DQ placement '{placement}' (choose from {', '.join(PLACEMENTS)})")
-    g = model.graph
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node):
+    nodes = model.graph.node
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in nodes):
         raise UserError("the model is already quantized (it has Q/DQ nodes): give the float32 model")
-    if any(not n.name for n in g.node):
+    if any(not node.name for node in nodes):
         raise ValueError("plan_qdq needs named nodes: call name_nodes() first")
     plan = planner(model)
     depth = conv_depth(model)

@@ -85,17 +85,17 @@ def _pads_within_range(node: onnx.NodeProto, initializers: dict[str, onnx.Tensor
 
 def plan_onnxruntime(model: onnx.ModelProto) -> QuantPlan:
     """The ONNX Runtime plan of a named float32 graph (the module docstring has the rules)."""
-    g = model.graph
+    graph = model.graph
     facts = GraphFacts.of(model)
-    inits = facts.initializers
+    initializers = facts.initializers
     plan = QuantPlan(placement="onnxruntime", activation_dtype="uint8", weight_qmax=WEIGHT_QMAX)
 
     # 1. the tensors the int8 kernels read and write; an output whose only reader is a Relu is quantized after it
     quantized: dict[str, None] = {}  # ordered set
     relu_of: dict[str, str] = {}  # Conv/Add output -> output of the Relu that is its only consumer
-    for n in g.node:
-        rule = KERNELS.get(n.op_type) if in_default_domain(n) else None
-        found = rule(n, facts, plan) if rule is not None else None
+    for node in graph.node:
+        rule = KERNELS.get(node.op_type) if in_default_domain(node) else None
+        found = rule(node, facts, plan) if rule is not None else None
         if found is None:
             continue
         inputs, outputs = found
@@ -110,32 +110,32 @@ def plan_onnxruntime(model: onnx.ModelProto) -> QuantPlan:
                 quantized[out] = None
 
     # 2. range-preserving ops between quantized tensors share their input's scale
-    for n in g.node:
-        if n.op_type in RANGE_PRESERVING and n.output[0] in quantized and n.input[0] in quantized:
-            if n.op_type != "Pad" or _pads_within_range(n, inits):
-                plan.tied[n.output[0]] = n.input[0]
+    for node in graph.node:
+        if node.op_type in RANGE_PRESERVING and node.output[0] in quantized and node.input[0] in quantized:
+            if node.op_type != "Pad" or _pads_within_range(node, initializers):
+                plan.tied[node.output[0]] = node.input[0]
     plan.relu_inputs = {relu_out: pre for pre, relu_out in relu_of.items()}
     nonneg: set[str] = set()
-    for n in g.node:
-        if n.op_type == "Relu" or (n.op_type in SIGN_PRESERVING and n.input and n.input[0] in nonneg):
-            if n.op_type != "Pad" or _pads_within_range(n, inits):
-                nonneg.add(n.output[0])
+    for node in graph.node:
+        if node.op_type == "Relu" or (node.op_type in SIGN_PRESERVING and node.input and node.input[0] in nonneg):
+            if node.op_type != "Pad" or _pads_within_range(node, initializers):
+                nonneg.add(node.output[0])
     plan.unsigned = nonneg & set(quantized)
 
     # 3. every consumer of a quantized tensor reads a DequantizeLinear of it; a residual Add's inputs belong to
     #    the Conv of its branch (keeping that Conv in float keeps the Add in float too, as in the TensorRT plan)
     producer = facts.index.producer
-    for n in g.node:
+    for node in graph.node:
         fused = None
-        if is_residual_add(n, inits):
-            convs = [producer[i] for i in n.input if i in producer and producer[i].op_type == "Conv"]
+        if is_residual_add(node, initializers):
+            convs = [producer[t] for t in node.input if t in producer and producer[t].op_type == "Conv"]
             fused = convs[-1].name if convs else None
-        for k, i in enumerate(n.input):
-            if i in quantized:
-                if n.op_type == "Relu" and i in relu_of:
+        for index, tensor in enumerate(node.input):
+            if tensor in quantized:
+                if node.op_type == "Relu" and tensor in relu_of:
                     continue  # the Relu itself goes
-                kind = "conv" if n.op_type == "Conv" else "gemm" if n.op_type == "Gemm" else "other"
+                kind = "conv" if node.op_type == "Conv" else "gemm" if node.op_type == "Gemm" else "other"
                 if fused is not None:
                     kind = "residual"
-                plan.activations.append(ActivationSite(i, n.name, k, kind, fused))
+                plan.activations.append(ActivationSite(tensor, node.name, index, kind, fused))
     return plan

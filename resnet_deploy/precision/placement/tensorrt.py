@@ -40,20 +40,20 @@ def _residual_add(node: onnx.NodeProto, facts: GraphFacts, plan: QuantPlan) -> N
     Conv on both sides (a downsample shortcut) the identity is the shallower one; with none, nothing."""
     if not is_residual_add(node, facts.initializers):
         return
-    a, b = node.input
-    producer_a, producer_b = facts.index.producer.get(a), facts.index.producer.get(b)
-    conv_a = producer_a is not None and producer_a.op_type == "Conv"
-    conv_b = producer_b is not None and producer_b.op_type == "Conv"
-    if conv_a and conv_b:
-        identity = 1 if facts.depth.get(a, 0) >= facts.depth.get(b, 0) else 0
-    elif conv_a:
+    left, right = node.input
+    left_producer, right_producer = facts.index.producer.get(left), facts.index.producer.get(right)
+    conv_left = left_producer is not None and left_producer.op_type == "Conv"
+    conv_right = right_producer is not None and right_producer.op_type == "Conv"
+    if conv_left and conv_right:
+        identity = 1 if facts.depth.get(left, 0) >= facts.depth.get(right, 0) else 0
+    elif conv_left:
         identity = 1
-    elif conv_b:
+    elif conv_right:
         identity = 0
     else:
         plan.skipped_adds.append(node.name)
         return
-    fused = producer_b if identity == 0 else producer_a
+    fused = right_producer if identity == 0 else left_producer
     assert fused is not None
     plan.activations.append(ActivationSite(node.input[identity], node.name, identity, "residual", fused.name))
 
