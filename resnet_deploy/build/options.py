@@ -9,8 +9,8 @@ from typing import Any
 from .._io import check_writable
 from ..backends.tensorrt.builder import EngineBuildOptions
 from ..errors import UserError
-from ..precision.ptq import Int8Options
 from ..precision.placement import PLACEMENTS
+from ..precision.ptq import Int8Options
 
 PRECISIONS = ("fp32", "fp16", "int8")
 BACKENDS = ("onnxruntime", "tensorrt", "auto")
@@ -78,40 +78,44 @@ def changed(options: Any, flags: dict[str, str]) -> list[str]:
     return [flags.get(f.name, f.name) for f in fields(options) if getattr(options, f.name) != getattr(default, f.name)]
 
 
-def validate(o: BuildOptions) -> None:
+def validate(options: BuildOptions) -> None:
     """One-line errors for every contradiction in ``o`` that needs no file read."""
-    if o.precision not in PRECISIONS:
-        raise UserError(f"unknown precision '{o.precision}' (choose from {', '.join(PRECISIONS)})")
-    if o.backend not in BACKENDS:
-        raise UserError(f"unknown backend '{o.backend}' (choose from {', '.join(BACKENDS)})")
-    if o.io_dtype not in ("fp32", "fp16"):
-        raise UserError(f"unknown io dtype '{o.io_dtype}' (choose fp32 or fp16)")
-    if o.io_dtype == "fp16" and o.precision != "fp16":
+    if options.precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{options.precision}' (choose from {', '.join(PRECISIONS)})")
+    if options.backend not in BACKENDS:
+        raise UserError(f"unknown backend '{options.backend}' (choose from {', '.join(BACKENDS)})")
+    if options.io_dtype not in ("fp32", "fp16"):
+        raise UserError(f"unknown io dtype '{options.io_dtype}' (choose fp32 or fp16)")
+    if options.io_dtype == "fp16" and options.precision != "fp16":
         raise UserError("--io-dtype fp16 only applies to --precision fp16")
-    if o.residual_fusion not in RESIDUAL_FUSION:
-        raise UserError(f"unknown residual fusion '{o.residual_fusion}' (choose from {', '.join(RESIDUAL_FUSION)})")
-    if o.onnx is not None and (o.arch is not None or o.weights is not None):
+    if options.residual_fusion not in RESIDUAL_FUSION:
+        raise UserError(
+            f"unknown residual fusion '{options.residual_fusion}' (choose from {', '.join(RESIDUAL_FUSION)})"
+        )
+    if options.onnx is not None and (options.arch is not None or options.weights is not None):
         raise UserError("give either --onnx or --arch/--weights, not both")
-    int8_given = [flag for flag, v in (("--calib-data", o.calib_data), ("--eval-data", o.eval_data)) if v is not None]
-    int8_given += changed(o.int8, INT8_FLAGS)
-    if int8_given and o.precision != "int8":
+    int8_given = [
+        flag for flag, v in (("--calib-data", options.calib_data), ("--eval-data", options.eval_data)) if v is not None
+    ]
+    int8_given += changed(options.int8, INT8_FLAGS)
+    if int8_given and options.precision != "int8":
         raise UserError(f"{int8_given[0]} only applies to --precision int8")
-    if o.int8.placement is not None and o.int8.placement not in PLACEMENTS:
-        raise UserError(f"unknown Q/DQ placement '{o.int8.placement}' (choose {' or '.join(PLACEMENTS)})")
-    if o.calib_samples < 1:
-        raise UserError(f"--calib-samples must be at least 1, got {o.calib_samples}")
-    if o.eval_samples < 1:
-        raise UserError(f"--eval-samples must be at least 1, got {o.eval_samples}")
-    if (o.int8.max_accuracy_drop is None) != (o.eval_data is None):
+    if options.int8.placement is not None and options.int8.placement not in PLACEMENTS:
+        raise UserError(f"unknown Q/DQ placement '{options.int8.placement}' (choose {' or '.join(PLACEMENTS)})")
+    if options.calib_samples < 1:
+        raise UserError(f"--calib-samples must be at least 1, got {options.calib_samples}")
+    if options.eval_samples < 1:
+        raise UserError(f"--eval-samples must be at least 1, got {options.eval_samples}")
+    if (options.int8.max_accuracy_drop is None) != (options.eval_data is None):
         raise UserError("--max-accuracy-drop and --eval-data go together")
-    if o.int8.max_accuracy_drop is not None and not 0 <= o.int8.max_accuracy_drop <= 100:
-        raise UserError(f"--max-accuracy-drop must be between 0 and 100 points, got {o.int8.max_accuracy_drop}")
+    if options.int8.max_accuracy_drop is not None and not 0 <= options.int8.max_accuracy_drop <= 100:
+        raise UserError(f"--max-accuracy-drop must be between 0 and 100 points, got {options.int8.max_accuracy_drop}")
 
 
-def resolve_backend(o: BuildOptions) -> tuple[str, str | None]:
+def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
     """(backend, why) with ``auto`` resolved: TensorRT where a TensorRT runtime and a GPU are usable."""
-    if o.backend != "auto":
-        return o.backend, None
+    if options.backend != "auto":
+        return options.backend, None
     from ..backends.tensorrt import tensorrt_status
 
     st = tensorrt_status()
@@ -120,9 +124,9 @@ def resolve_backend(o: BuildOptions) -> tuple[str, str | None]:
     return "onnxruntime", f"auto: ONNX Runtime, because TensorRT cannot run here ({st['reason']})"
 
 
-def check_outputs(o: BuildOptions, backend: str) -> Path:
+def check_outputs(options: BuildOptions, backend: str) -> Path:
     """The output path, after checking that every output can be written and none collides with another."""
-    out = Path(o.output)
+    out = Path(options.output)
     suffix = out.suffix.lower()
     if backend == "onnxruntime" and suffix in ENGINE_SUFFIXES:
         raise UserError(f"{out} looks like a TensorRT engine, but the backend is ONNX Runtime: name it .onnx")
@@ -132,22 +136,22 @@ def check_outputs(o: BuildOptions, backend: str) -> Path:
     if backend == "tensorrt":
         check_writable(out.with_name(out.name + ".json"))
     paths = [out]
-    if o.emit_onnx is not None:
-        emit = check_writable(o.emit_onnx)
+    if options.emit_onnx is not None:
+        emit = check_writable(options.emit_onnx)
         if emit.resolve() in {p.resolve() for p in paths}:
             raise UserError("--emit-onnx must differ from the output path")
         paths.append(emit)
-    if o.int8.cache_path is not None:
-        cache = Path(o.int8.cache_path)
+    if options.int8.cache_path is not None:
+        cache = Path(options.int8.cache_path)
         if cache.resolve() in {p.resolve() for p in paths}:
             raise UserError("--calib-cache must differ from the output paths")
         if not cache.exists():
             check_writable(cache)
-    if backend == "tensorrt" and o.int8.placement == "onnxruntime":
+    if backend == "tensorrt" and options.int8.placement == "onnxruntime":
         raise UserError(
             "--qdq-placement onnxruntime does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it for engines"
         )
-    engine_given = changed(o.engine, ENGINE_FLAGS)
+    engine_given = changed(options.engine, ENGINE_FLAGS)
     if backend == "onnxruntime" and engine_given:
         raise UserError(f"{engine_given[0]} only applies to the TensorRT backend")
     return out

@@ -29,28 +29,29 @@ Progress = Callable[[str, str], None]  # (stage, detail)
 def build(options: BuildOptions, progress: Progress | None = None) -> BuildResult:
     """Run the pipeline ``options`` describe, reporting each stage to ``progress(stage, detail)``."""
     start = time.perf_counter()
-    o = options
 
     def say(stage: str, detail: str) -> None:
         if progress is not None:
             progress(stage, detail)
 
-    validate(o)
-    backend, why = resolve_backend(o)
-    out = check_outputs(o, backend)
+    validate(options)
+    backend, why = resolve_backend(options)
+    out = check_outputs(options, backend)
 
-    source = stages.load_or_export(o, say)
-    result = BuildResult(output=out, backend=backend, precision=o.precision, info=source.info, source=source.description)
+    source = stages.load_or_export(options, say)
+    result = BuildResult(
+        output=out, backend=backend, precision=options.precision, info=source.info, source=source.description
+    )
     if why:
         result.notes.append(why)
         say("backend", why)
     model, reports = stages.export_passes(source, say)
     result.reports.extend(reports)
-    model = stages.precision(o, model, source.info, backend, result, say)
-    model = stages.residual_fusion(o, model, backend, result, say)
-    model = stages.tag(model, o, result)
-    model = stages.backend_build(o, model, source.info, backend, result, say)
-    stages.write(o, model, backend, result, say)
+    model = stages.precision(options, model, source.info, backend, result, say)
+    model = stages.residual_fusion(options, model, backend, result, say)
+    model = stages.tag(model, options, result)
+    model = stages.backend_build(options, model, source.info, backend, result, say)
+    stages.write(options, model, backend, result, say)
 
     result.seconds = time.perf_counter() - start
     return result

@@ -77,4 +77,3 @@ class BuildResult:
         if self.calib_cache_written:
             lines.append(f"calibration cache: {self.calib_cache_written}")
         return lines
-

@@ -46,16 +46,16 @@ class Source:
 # ------------------------------------------------------------------------------------------------ load or export
 
 
-def load_or_export(o: BuildOptions, say: Say) -> Source:
+def load_or_export(options: BuildOptions, say: Say) -> Source:
     """The float32 graph of ``--onnx``, or the raw export of ``--arch/--weights`` (the bundled default if neither)."""
-    if o.onnx is not None:
-        say("load", f"reading {o.onnx}")
-        model = load_onnx(o.onnx)
+    if options.onnx is not None:
+        say("load", f"reading {options.onnx}")
+        model = load_onnx(options.onnx)
         if any(n.op_type in QDQ_OPS for n in model.graph.node):
-            raise UserError(f"{o.onnx} is already quantized (Q/DQ nodes): give the float32 model")
-        return Source(model, info_from_onnx(model), str(o.onnx), exported=False)
-    weights = o.weights
-    if o.arch is None and weights is None:
+            raise UserError(f"{options.onnx} is already quantized (Q/DQ nodes): give the float32 model")
+        return Source(model, info_from_onnx(model), str(options.onnx), exported=False)
+    weights = options.weights
+    if options.arch is None and weights is None:
         if DEFAULT_CHECKPOINT not in bundled_checkpoints():
             raise UserError(
                 f"no model given and the bundled checkpoint {DEFAULT_CHECKPOINT} is not installed: "
@@ -65,11 +65,11 @@ def load_or_export(o: BuildOptions, say: Say) -> Source:
     from ..export import torch_to_onnx
     from ..models.weights import load_model
 
-    say("export", f"loading {weights or o.arch}")
-    net, info = load_model(o.arch, weights)
+    say("export", f"loading {weights or options.arch}")
+    net, info = load_model(options.arch, weights)
     say("export", "torch.onnx export")
-    source = str(weights if weights is not None else f"{o.arch} (random weights)")
-    return Source(torch_to_onnx(net, info, opset=o.opset), info, source, exported=True)
+    source = str(weights if weights is not None else f"{options.arch} (random weights)")
+    return Source(torch_to_onnx(net, info, opset=options.opset), info, source, exported=True)
 
 
 def export_passes(source: Source, say: Say) -> tuple[onnx.ModelProto, list[PassReport]]:
@@ -103,16 +103,16 @@ def _input_chw(model: onnx.ModelProto) -> tuple[int, ...]:
 
 
 def calibration_data(
-    o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, result: BuildResult, say: Say
+    options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, result: BuildResult, say: Say
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """The calibration images the options ask for (a bundled checkpoint defaults to its training set), or None
     when an existing cache is to be reused."""
     from ..data import open_dataset
     from ..precision.calibration import check_data_shape
 
-    if o.int8.cache_path is not None and Path(o.int8.cache_path).exists() and o.calib_data is None:
+    if options.int8.cache_path is not None and Path(options.int8.cache_path).exists() and options.calib_data is None:
         return None, {}
-    spec = o.calib_data
+    spec = options.calib_data
     if spec is None:
         if not is_bundled(info):
             raise UserError(
@@ -120,7 +120,7 @@ def calibration_data(
                 "a .npz, fashion-mnist:train) or --calib-data synthetic for a speed-only build"
             )
         spec = "fashion-mnist:train"
-        result.notes.append(f"calibration data: first {o.calib_samples} images of {spec} (bundled checkpoint)")
+        result.notes.append(f"calibration data: first {options.calib_samples} images of {spec} (bundled checkpoint)")
     if spec == SYNTHETIC:
         msg = (
             "calibrating on SYNTHETIC random images: the INT8 scales do not reflect real data and ACCURACY WILL BE "
@@ -129,50 +129,52 @@ def calibration_data(
         result.warnings.append(msg)
         say("warning", msg)
         rng = np.random.default_rng(0)
-        x = rng.random((o.calib_samples, *_input_chw(model)), dtype=np.float32)
+        x = rng.random((options.calib_samples, *_input_chw(model)), dtype=np.float32)
         return x, {"spec": SYNTHETIC, "seed": 0}
-    say("calibrate", f"loading {o.calib_samples} images from {spec}")
+    say("calibrate", f"loading {options.calib_samples} images from {spec}")
     ds = open_dataset(spec, info)
-    n = min(o.calib_samples, len(ds))
+    n = min(options.calib_samples, len(ds))
     if n < 1:
         raise UserError(f"calibration data {spec} holds zero samples")
     x, _ = ds.take(n)
     check_data_shape(model, tuple(x.shape[1:]), f"calibration data {spec}")
-    if n < o.calib_samples:
-        result.notes.append(f"calibration data {spec} holds only {n} images (asked for {o.calib_samples})")
+    if n < options.calib_samples:
+        result.notes.append(f"calibration data {spec} holds only {n} images (asked for {options.calib_samples})")
     return x, {"spec": spec}
 
 
-def evaluation_data(o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None) -> tuple[np.ndarray, np.ndarray]:
+def evaluation_data(
+    options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None
+) -> tuple[np.ndarray, np.ndarray]:
     from ..data import open_dataset
     from ..precision.calibration import check_data_shape
 
-    assert o.eval_data is not None
-    ds = open_dataset(o.eval_data, info)
-    x, y = ds.take(min(o.eval_samples, len(ds)))
-    check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {o.eval_data}")
+    assert options.eval_data is not None
+    ds = open_dataset(options.eval_data, info)
+    x, y = ds.take(min(options.eval_samples, len(ds)))
+    check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {options.eval_data}")
     return x, y
 
 
 def precision(
-    o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, backend: str, result: BuildResult, say: Say
+    options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, backend: str, result: BuildResult, say: Say
 ) -> onnx.ModelProto:
     """FP16: the FP16 pass. INT8: calibrate (or reuse the cache) and insert Q/DQ in the backend's placement."""
-    if o.precision == "fp16":
+    if options.precision == "fp16":
         from ..passes.fp16 import to_fp16
 
-        say("fp16", f"converting to float16 (io {o.io_dtype})")
-        model, rep = to_fp16(model, o.io_dtype)
+        say("fp16", f"converting to float16 (io {options.io_dtype})")
+        model, rep = to_fp16(model, options.io_dtype)
         result.reports.append(rep)
-    elif o.precision == "int8":
+    elif options.precision == "int8":
         import dataclasses
 
         from ..precision.ptq import quantize_int8
 
-        calib_x, desc = calibration_data(o, model, info, result, say)
+        calib_x, desc = calibration_data(options, model, info, result, say)
         result.calibration_data = desc.get("spec")
-        eval_data = evaluation_data(o, model, info) if o.eval_data is not None else None
-        options = dataclasses.replace(o.int8, placement=o.int8.placement or backend)
+        eval_data = evaluation_data(options, model, info) if options.eval_data is not None else None
+        options = dataclasses.replace(options.int8, placement=options.int8.placement or backend)
         quantized = quantize_int8(model, calib_x, options, desc, eval_data, on_step=lambda m: say("int8", m))
         model = quantized.model
         result.int8 = quantized
@@ -194,11 +196,11 @@ def precision(
 
 
 def residual_fusion(
-    o: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Say
+    options: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Say
 ) -> onnx.ModelProto:
     """``plugin``: rewrite each residual Add+ReLU into the plugin node. ``auto``: decided in :func:`backend_build`
     by timing both engines where that is possible, else native."""
-    choice = o.residual_fusion
+    choice = options.residual_fusion
     record: dict[str, Any] = {"requested": choice}
     if choice == "auto":
         # Choosing honestly means timing both engines on the GPU that will run them.
@@ -234,9 +236,9 @@ def residual_fusion(
 # ------------------------------------------------------------------------------------------- backend build, write
 
 
-def tag(model: onnx.ModelProto, o: BuildOptions, result: BuildResult) -> onnx.ModelProto:
+def tag(model: onnx.ModelProto, options: BuildOptions, result: BuildResult) -> onnx.ModelProto:
     """Record precision (and INT8's calibration and placement) in the graph's metadata, then check it."""
-    tags = {"resnet_deploy.precision": o.precision}
+    tags = {"resnet_deploy.precision": options.precision}
     if result.int8 is not None:
         tags["resnet_deploy.calibration"] = f"{result.int8.method}:{result.int8.samples}"
         tags["resnet_deploy.qdq_placement"] = result.int8.placement
@@ -246,7 +248,7 @@ def tag(model: onnx.ModelProto, o: BuildOptions, result: BuildResult) -> onnx.Mo
 
 
 def backend_build(
-    o: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, backend: str, result: BuildResult, say: Say
+    options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, backend: str, result: BuildResult, say: Say
 ) -> onnx.ModelProto:
     """ONNX Runtime: load the graph once (one it cannot load is never written). TensorRT: build the engine and
     its sidecar at the output. Returns the graph the output was made from."""
@@ -261,7 +263,7 @@ def backend_build(
     say("tensorrt", "building the engine")
     extra: dict[str, str | int | float | bool | None] = {
         "source": result.source,
-        "precision": o.precision,
+        "precision": options.precision,
         "residual_fusion": result.residual_fusion.get("chosen"),
         "residual_fusion_reason": result.residual_fusion.get("reason"),
     }
@@ -275,7 +277,7 @@ def backend_build(
         from ..backends.tensorrt.autotune import build_timed_engines
 
         timed = build_timed_engines(
-            model, result.output, o.engine, info, extra, calibration, say=lambda m: say("tensorrt", m)
+            model, result.output, options.engine, info, extra, calibration, say=lambda m: say("tensorrt", m)
         )
         result.engine = timed.engine
         result.residual_fusion.update(chosen=timed.chosen, measurement=timed.measurement)
@@ -283,16 +285,16 @@ def backend_build(
         if timed.fusion_report is not None:
             result.reports.append(timed.fusion_report)
         return timed.model
-    result.engine = build_engine(model, result.output, o.engine, info, extra, calibration)
+    result.engine = build_engine(model, result.output, options.engine, info, extra, calibration)
     return model
 
 
-def write(o: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Say) -> None:
+def write(options: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Say) -> None:
     """The ONNX output (ONNX Runtime) and ``--emit-onnx``; then the calibration cache, last, so an error before
     leaves no cache that claims a build happened."""
     data = model.SerializeToString()
-    if o.emit_onnx is not None:
-        result.emitted_onnx = atomic_write_bytes(o.emit_onnx, data)
+    if options.emit_onnx is not None:
+        result.emitted_onnx = atomic_write_bytes(options.emit_onnx, data)
     if backend == "onnxruntime":
         say("write", str(result.output))
         atomic_write_bytes(result.output, data)
@@ -300,4 +302,3 @@ def write(o: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildRe
     if result.int8 is not None and result.int8.cache_to_write is not None:
         result.int8.cache.save(result.int8.cache_to_write)
         result.calib_cache_written = result.int8.cache_to_write
-

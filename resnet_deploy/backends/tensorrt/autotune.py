@@ -19,7 +19,7 @@ import onnx
 
 from ...info import ModelInfo
 from ...passes.residual_fusion import fuse_residual_add_relu
-from . import sidecar as sc
+from . import sidecar
 from .builder import EngineBuildOptions, EngineBuildReport, build_engine
 
 AUTO_REASON = "auto: both engines built and timed on this GPU"
@@ -102,11 +102,11 @@ def keep_timed_engine(
         "residual_fusion_plugin_median_ms": choice["plugin_median_ms"],
         "residual_fusion_plugin_speedup": choice["plugin_speedup"],
     }
-    meta = sc.read(report.sidecar_path)
+    meta = sidecar.read(report.sidecar_path)
     meta["engine"]["file"] = out.name
     meta["extra"].update(timing)
-    side = sc.sidecar_path(out)
-    sc.write(report.sidecar_path, meta)
+    side = sidecar.sidecar_path(out)
+    sidecar.write(report.sidecar_path, meta)
     os.replace(report.engine_path, out)
     os.replace(report.sidecar_path, side)
     note = (

@@ -31,8 +31,7 @@ from ..._version import __version__
 from ...errors import UserError
 from ...info import ModelInfo, to_sidecar
 from ...onnx_io import check_model, check_no_external_data, graph_precision, info_from_onnx, load_onnx
-from . import compat, engine_inspector
-from . import sidecar as sc
+from . import compat, engine_inspector, sidecar
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -188,7 +187,7 @@ def read_timing_cache(path: Path, running: compat.TrtInfo) -> tuple[bytes | None
         payload = raw[header_end + 1 :]
         if not isinstance(header, dict) or header.get("size") != len(payload):
             raise ValueError("truncated")
-        if header.get("sha256") != sc.sha256_bytes(payload):
+        if header.get("sha256") != sidecar.sha256_bytes(payload):
             raise ValueError("checksum mismatch")
     except (ValueError, UnicodeDecodeError) as exc:
         warnings.warn(f"timing cache {path} is corrupt ({exc}); ignoring it and writing a fresh one", stacklevel=3)
@@ -206,7 +205,7 @@ def read_timing_cache(path: Path, running: compat.TrtInfo) -> tuple[bytes | None
 def write_timing_cache(path: Path, payload: bytes, running: compat.TrtInfo) -> None:
     """Save a timing cache atomically (a crash mid-write leaves the previous file intact)."""
     header: dict[str, Any] = {"flavour": running.flavour, "version": running.version}
-    header.update(sha256=sc.sha256_bytes(payload), size=len(payload))
+    header.update(sha256=sidecar.sha256_bytes(payload), size=len(payload))
     atomic_write_bytes(path, TIMING_CACHE_MAGIC + json.dumps(header).encode() + b"\n" + payload)
 
 
@@ -286,12 +285,12 @@ def build_engine(
     options = options or EngineBuildOptions()
     options.validate()
     out_path = check_writable(out_path)
-    side_path = sc.sidecar_path(out_path)
+    side_path = sidecar.sidecar_path(out_path)
     check_writable(side_path)
     running = compat.info()
     trt_mod = compat.trt
     model, onnx_bytes = _as_model(onnx_model)
-    minfo = _model_info(model, info)
+    model_info = _model_info(model, info)
     precision = graph_precision(model)
 
     log = _Log()
@@ -393,7 +392,7 @@ def build_engine(
         engine_data=engine_data,
         engine_name=out_path.name,
         onnx_bytes=onnx_bytes,
-        info=minfo,
+        info=model_info,
         precision=precision,
         running=running,
         gpu_info=gpu_info,
@@ -406,7 +405,7 @@ def build_engine(
         extra=extra,
         calibration=calibration,
     )
-    sc.validate(meta, str(side_path))
+    sidecar.validate(meta, str(side_path))
     with atomic_path(out_path) as tmp_engine, atomic_path(side_path) as tmp_side:
         tmp_engine.write_bytes(engine_data)
         tmp_side.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -460,11 +459,11 @@ def _sidecar_dict(
     inp = inputs[0]
     sections = to_sidecar(info, inp["shape"])
     return {
-        "format": sc.SIDECAR_FORMAT,
+        "format": sidecar.SIDECAR_FORMAT,
         "resnet_deploy_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "engine": {"file": engine_name, "sha256": sc.sha256_bytes(engine_data), "size": len(engine_data)},
-        "source_onnx": {"sha256": sc.sha256_bytes(onnx_bytes), "size": len(onnx_bytes)},
+        "engine": {"file": engine_name, "sha256": sidecar.sha256_bytes(engine_data), "size": len(engine_data)},
+        "source_onnx": {"sha256": sidecar.sha256_bytes(onnx_bytes), "size": len(onnx_bytes)},
         "model": sections["model"],
         "precision": precision,
         "tensorrt": {"flavour": running.flavour, "version": running.version},

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import UserError
-from . import compat
-from . import sidecar as sc
+from . import compat, sidecar
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -174,11 +173,11 @@ def inspect_engine(path: str | Path, live: bool = True) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"engine {path} not found")
-    side = sc.sidecar_path(path)
+    side = sidecar.sidecar_path(path)
     if not side.is_file():
         raise UserError(f"{path} has no sidecar {side.name}: it was not built by resnet-deploy")
-    meta = sc.read(side)
-    actual = sc.sha256_file(path)
+    meta = sidecar.read(side)
+    actual = sidecar.sha256_file(path)
     integrity = "ok" if actual == meta["engine"]["sha256"] else "mismatch"
     layers = list(meta["layers"]["items"])
     source = str(meta["layers"]["source"])

@@ -25,7 +25,7 @@ from ...errors import UserError
 from ...info import from_sidecar
 from ..base import InferenceModel
 from . import compat
-from . import sidecar as sc
+from .sidecar import verify_engine_file
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -35,9 +35,7 @@ if TYPE_CHECKING:
 
 
 class _CudaPython:
-    """cuda-python's runtime API (``cuda.bindings.runtime``, or ``cuda.cudart`` before cuda-python 12.6).
-
-    """
+    """cuda-python's runtime API (``cuda.bindings.runtime``, or ``cuda.cudart`` before cuda-python 12.6)."""
 
     name = "cuda-python"
     graphs = True
@@ -113,9 +111,7 @@ class _CudaPython:
 
 
 class _PyCuda:
-    """PyCUDA, for users who have it instead of cuda-python: no CUDA graphs, no foreign (torch) streams.
-
-    """
+    """PyCUDA, for users who have it instead of cuda-python: no CUDA graphs, no foreign (torch) streams."""
 
     name = "pycuda"
     graphs = False
@@ -219,7 +215,7 @@ def deserialize_engine_bytes(data: bytes, logger: trt.ILogger | None = None) -> 
 
 def deserialize_engine(path: str | Path, device: int = 0) -> tuple[trt.Runtime, trt.ICudaEngine]:
     """Verify ``path`` against its sidecar and the running TensorRT/GPU, then deserialize it. Needs a GPU."""
-    data, _, _ = sc.verify_engine_file(path, compat.info(), compat.gpu(device))
+    data, _, _ = verify_engine_file(path, compat.info(), compat.gpu(device))
     return deserialize_engine_bytes(data)
 
 
@@ -247,7 +243,7 @@ class TensorRTModel(InferenceModel):
         usable, reason = compat.gpu_runtime_status(device)
         if not usable:
             raise UserError(f"cannot run {path}: {reason}")
-        data, meta, self.warnings = sc.verify_engine_file(path, compat.info(), compat.gpu(device), sidecar)
+        data, meta, self.warnings = verify_engine_file(path, compat.info(), compat.gpu(device), sidecar)
         # ---- below this line: needs a GPU TensorRT runs on ----
         self._cuda = _cuda_api()
         self._cuda.set_device(device)
