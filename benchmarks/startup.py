@@ -59,7 +59,7 @@ def run_once(code: str) -> tuple[float, int]:
 
 def measure(onnx_path: Path, rounds: int) -> dict[str, Any]:
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in PROGRAMS}
-    for name, code in PROGRAMS.items():  # one unmeasured run each: the page cache, not the code, is warmed
+    for code in PROGRAMS.values():  # one unmeasured run each: the page cache, not the code, is warmed
         run_once(code.format(path=str(onnx_path)))
     for _ in range(rounds):
         for name, code in PROGRAMS.items():

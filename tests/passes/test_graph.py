@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import onnx
@@ -87,8 +86,9 @@ def test_drop_unused_initializers_keeps_order_and_graph_outputs() -> None:
     assert drop_unused_initializers(g) == 0
 
 
-def test_drop_unused_initializers_is_linear() -> None:
-    """The old per-tensor ``remove`` was quadratic (seconds here); one filtered rebuild takes milliseconds."""
+def test_drop_unused_initializers_on_a_wide_graph() -> None:
+    """20,000 initializers, every other one unused: the right half goes, order kept. (Speed is not asserted: no
+    test may depend on the machine's load; the one filtered rebuild replaced a quadratic per-tensor ``remove``.)"""
     count = 20_000
     g = helper.make_graph(
         [helper.make_node("Identity", [f"t{i}"], [f"o{i}"]) for i in range(0, count, 2)],
@@ -97,9 +97,7 @@ def test_drop_unused_initializers_is_linear() -> None:
         [helper.make_tensor_value_info("o0", TensorProto.FLOAT, [1])],
         [numpy_helper.from_array(np.full(1, i, np.float32), f"t{i}") for i in range(count)],
     )
-    start = time.perf_counter()
     assert drop_unused_initializers(g) == count // 2
-    assert time.perf_counter() - start < 1.0
     assert [t.name for t in g.initializer[:3]] == ["t0", "t2", "t4"]
 
 
