@@ -2,8 +2,12 @@
 
 The model also gets an ONNX local function of the same domain and name whose body is ``Add`` + ``Relu``, plus the
 opset import for the domain. So the rewritten graph stays portable: ONNX Runtime runs it by inlining the function,
-and a TensorRT ONNX parser uses our plugin when one is registered under that name and inlines the function when
-not (seen with tensorrt_rtx, see shared/notes/tensorrt.md).
+and a TensorRT 10.7+ ONNX parser uses our plugin when one is registered under that name and inlines the function
+when not (seen with tensorrt_rtx, see shared/notes/tensorrt.md). TensorRT before 10.7 (JetPack 6 ships 10.3) prefers
+the local function over a registered plugin, so graphs for it drop the function: :func:`for_tensorrt`.
+
+Each node carries the creator's plugin fields ``scale_a``, ``scale_b``, ``scale_y`` (float attributes; 0 = float
+I/O, no INT8 requantisation): onnx-tensorrt's ``loadFields`` warns once per missing field per node otherwise.
 
 A pair is rewritten only when it is certain to be a residual join the plugin computes exactly: both Add inputs are
 activations (not initializers/constants, possibly arriving through DequantizeLinear in a Q/DQ INT8 graph), their
@@ -27,7 +31,13 @@ PLUGIN_NAME = "ResidualAddRelu"
 PLUGIN_NAMESPACE = "resnet_deploy"
 PLUGIN_VERSION = "1"
 
-FUNCTION_ATTRIBUTES = ("plugin_namespace", "plugin_version", "aot")
+SCALE_FIELDS = ("scale_a", "scale_b", "scale_y")  # the plugin creator's fields (0.0 = float I/O)
+FUNCTION_ATTRIBUTES = ("plugin_namespace", "plugin_version", "aot", *SCALE_FIELDS)
+# onnx-tensorrt before 10.7 (ModelImporter.cpp, parseNode at the 10.1 tag): op importers, then the model's local
+# functions, then the plugin fallback, so a local function of the node's name always wins over a registered plugin.
+# From 10.7 a local function whose plugin is registered imports as the plugin (CHANGELOG 10.7: "prioritizes using
+# plugins over local functions"); later parsers look any node with ``plugin_namespace`` up in the registry first.
+PLUGIN_BEFORE_FUNCTION = (10, 7)
 _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}
 # Ops through which a constant stays a constant (weights arriving via Q/DQ or casts are not activations).
 _PASS_THROUGH = {"DequantizeLinear", "QuantizeLinear", "Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze"}
@@ -146,6 +156,8 @@ def fuse_residual_add_relu(model: onnx.ModelProto, aot: bool | None = None) -> t
         node.domain = PLUGIN_NAMESPACE
         node.attribute.append(helper.make_attribute("plugin_namespace", PLUGIN_NAMESPACE))
         node.attribute.append(helper.make_attribute("plugin_version", PLUGIN_VERSION))
+        for field in SCALE_FIELDS:
+            node.attribute.append(helper.make_attribute(field, 0.0))
         if aot is not None:
             node.attribute.append(helper.make_attribute("aot", int(aot)))
         fused[i] = node
@@ -180,6 +192,39 @@ def _ensure_function(model: onnx.ModelProto, opset: int, report: PassReport) -> 
         raise UserError(f"the model imports domain {PLUGIN_NAMESPACE} at version {imports[PLUGIN_NAMESPACE]}, not 1")
     if model.ir_version < 8:
         model.ir_version = 8  # model-local functions need IR version 8
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for part in text.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def for_tensorrt(model: onnx.ModelProto, tensorrt_version: str, aot: bool | None = None) -> onnx.ModelProto:
+    """The fused graph in the form the ONNX parser of TensorRT ``tensorrt_version`` imports as the plugin.
+
+    Before 10.7 the local function is removed (it would win over the plugin; the graph then no longer runs on
+    ONNX Runtime, which is why this is applied only to what TensorRT parses). ``aot`` sets the node attribute
+    onnx-tensorrt reads to pick a ``tensorrt.plugin`` ahead-of-time (True) or JIT (False) implementation; None
+    leaves the nodes as they are. Pure; a graph without plugin nodes is returned unchanged.
+    """
+    if count_fused(model) == 0:
+        return model
+    model = copy_model(model)
+    if aot is not None:
+        for node in model.graph.node:
+            if node.domain == PLUGIN_NAMESPACE and node.op_type == PLUGIN_NAME:
+                kept = [a for a in node.attribute if a.name != "aot"]
+                del node.attribute[:]
+                node.attribute.extend([*kept, helper.make_attribute("aot", int(aot))])
+    if _version(tensorrt_version) < PLUGIN_BEFORE_FUNCTION:
+        keep = [f for f in model.functions if not (f.domain == PLUGIN_NAMESPACE and f.name == PLUGIN_NAME)]
+        del model.functions[:]
+        model.functions.extend(keep)
+    return model
 
 
 def count_fused(model: onnx.ModelProto) -> int:

@@ -66,7 +66,14 @@ def test_counts_and_onnxruntime_equality(name: str, expected: int, request: pyte
     node = next(n for n in fused.graph.node if n.op_type == PLUGIN_NAME)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     assert node.domain == PLUGIN_NAMESPACE
-    assert attrs == {"plugin_namespace": PLUGIN_NAMESPACE.encode(), "plugin_version": PLUGIN_VERSION.encode()}
+    # The creator's fields ride on the node (0 = float I/O), so onnx-tensorrt's loadFields has nothing to warn about.
+    assert attrs == {
+        "plugin_namespace": PLUGIN_NAMESPACE.encode(),
+        "plugin_version": PLUGIN_VERSION.encode(),
+        "scale_a": 0.0,
+        "scale_b": 0.0,
+        "scale_y": 0.0,
+    }
     assert {(f.domain, f.name) for f in fused.functions} == {(PLUGIN_NAMESPACE, PLUGIN_NAME)}
     assert any(i.domain == PLUGIN_NAMESPACE and i.version == 1 for i in fused.opset_import)
 
@@ -259,3 +266,47 @@ def test_tensorrt_rtx_parses_and_builds_fused(name: str, expected: int, request:
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)
     assert engine is not None and engine.nbytes > 0
+
+
+# --- the node form per TensorRT version (issue #13 item 2) ----------------------------------------------------------
+
+
+def _fused_pair() -> onnx.ModelProto:
+    shape = [2, 3]
+    model = _model(
+        [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Relu", ["s"], ["y"])],
+        [_vi("a", shape), _vi("b", shape)],
+        [_vi("y", shape)],
+    )
+    fused, _ = fuse_residual_add_relu(model)
+    return fused
+
+
+def test_for_tensorrt_drops_the_local_function_before_10_7_only() -> None:
+    """onnx-tensorrt 10.1's ModelImporter tries a node's local function before the plugin registry, so graphs for
+    TensorRT < 10.7 (JetPack 6: 10.3) lose the function; from 10.7 the parser prefers a registered plugin."""
+    from resnet_deploy.passes.residual_fusion import for_tensorrt
+
+    fused = _fused_pair()
+    before = fused.SerializeToString()
+    for version, has_function in [("10.0.1.6", False), ("10.3.0.30", False), ("10.6.0", False), ("10.7.0.23", True)]:
+        form = for_tensorrt(fused, version)
+        assert bool(form.functions) is has_function, version
+        assert count_fused(form) == 1
+    assert fused.SerializeToString() == before  # pure
+    assert len(for_tensorrt(fused, "11.4.0.106").functions) == 1
+    aot = for_tensorrt(fused, "10.9.0.34", aot=True)
+    attrs = {a.name: helper.get_attribute_value(a) for a in aot.graph.node[0].attribute}
+    assert attrs["aot"] == 1 and attrs["scale_y"] == 0.0
+    assert for_tensorrt(for_tensorrt(fused, "10.9", aot=False), "10.9", aot=True).graph.node[0].attribute[-1].i == 1
+    plain = _model([helper.make_node("Relu", ["x"], ["y"])], [_vi("x", [1])], [_vi("y", [1])])
+    assert for_tensorrt(plain, "10.3") is plain  # no plugin node: nothing to do
+
+
+def test_scale_fields_are_declared_and_run_on_onnxruntime() -> None:
+    fused = _fused_pair()
+    onnx.checker.check_model(fused, full_check=True)
+    assert {"scale_a", "scale_b", "scale_y"} <= set(fused.functions[0].attribute)
+    a = np.array([[1, -2, 3], [0.5, -0.25, 2]], np.float32)
+    (got,) = _run(fused, {"a": a, "b": -a / 2})
+    np.testing.assert_array_equal(got, np.maximum(a - a / 2, 0))
