@@ -44,8 +44,19 @@ def _check(result: tuple[Any, ...]) -> Any:
     drv = _driver()
     err, *values = result
     if err != drv.CUresult.CUDA_SUCCESS:
-        raise RuntimeError(f"CUDA driver error {err}")
+        raise RuntimeError(f"CUDA driver error {getattr(err, 'name', err)}")
     return values[0] if len(values) == 1 else tuple(values) if values else None
+
+
+def _context_key(drv: Any) -> tuple[int, int]:
+    """(handle, id) of the current context: the id (``cuCtxGetId``, CUDA 12.0+) is never reused, so a module
+    cached for a released context is not taken for a new context that got the same handle."""
+    ctx = _check(drv.cuCtxGetCurrent())
+    handle = int(ctx)
+    if handle == 0:
+        raise RuntimeError(f"{PLUGIN_NAME}: no current CUDA context to launch in")
+    ctx_id = int(_check(drv.cuCtxGetId(ctx))) if hasattr(drv, "cuCtxGetId") else 0
+    return handle, ctx_id
 
 
 def current_compute_capability() -> int:
@@ -63,22 +74,34 @@ def current_compute_capability() -> int:
 
 
 class Kernels:
-    """The PTX module JIT-loaded once per CUDA context, with one function handle per dtype."""
+    """The PTX module JIT-loaded once per CUDA context, with one function handle per dtype; modules are unloaded
+    with :meth:`unload_current` before their context goes (``cuModuleUnload``)."""
 
     def __init__(self, artifacts: KernelArtifacts) -> None:
         self.artifacts = artifacts
-        self._by_context: dict[int, dict[str, Any]] = {}
+        self._by_context: dict[tuple[int, int], tuple[Any, dict[str, Any]]] = {}
 
     def function(self, dtype: str) -> Any:
         drv = _driver()
-        ctx = int(_check(drv.cuCtxGetCurrent()))
-        funcs = self._by_context.get(ctx)
-        if funcs is None:
+        key = _context_key(drv)
+        entry = self._by_context.get(key)
+        if entry is None:
             _, ptx = self.artifacts.ptx_for(current_compute_capability())
-            module = _check(drv.cuModuleLoadData(ptx.read_bytes() + b"\0"))
+            module = _check(drv.cuModuleLoadData(ptx.read_bytes() + b"\0"))  # the JIT wants NUL-terminated PTX
             funcs = {k: _check(drv.cuModuleGetFunction(module, name.encode())) for k, name in KERNEL_NAMES.items()}
-            self._by_context[ctx] = funcs
-        return funcs[dtype]
+            entry = self._by_context[key] = (module, funcs)
+        return entry[1][dtype]
+
+    def unload_current(self) -> None:
+        """Unload the module loaded in the current context, if any."""
+        drv = _driver()
+        try:
+            key = _context_key(drv)
+        except RuntimeError:
+            return
+        entry = self._by_context.pop(key, None)
+        if entry is not None:
+            _check(drv.cuModuleUnload(entry[0]))
 
     def launch(
         self, dtype: str, a: int, b: int, y: int, n: int, stream: int, scales: tuple[float, float, float] | None = None
@@ -89,11 +112,13 @@ class Kernels:
             raise RuntimeError(f"{PLUGIN_NAME}: {n} elements exceed the kernels' int32 count")
         args: list[np.ndarray] = [np.array([a], np.uint64), np.array([b], np.uint64), np.array([n], np.int32)]
         if dtype == "int8":
-            assert scales is not None
+            if scales is None:
+                raise RuntimeError(f"{PLUGIN_NAME}: INT8 I/O without scales")
             args += [np.array([float_bits(s)], np.int32) for s in scales]
         args.append(np.array([y], np.uint64))
         params = np.array([arg.ctypes.data for arg in args], dtype=np.uint64)
         grid = launch_grid(n, dtype)
-        # As NVIDIA's python_plugin sample: kernelParams is an array of pointers to each argument's value.
+        # As NVIDIA's python_plugin sample: kernelParams is an array of pointers to each argument's value (passed
+        # through the buffer protocol: cuda-python's _HelperKernelParams); `args` stays alive until the call returns.
         func = self.function(dtype)
         _check(drv.cuLaunchKernel(func, grid, 1, 1, BLOCK_SIZE, 1, 1, 0, drv.CUstream(stream), params, 0))
