@@ -6,10 +6,21 @@ TensorRT-RTX builds without a GPU, which is how CI exercises this whole module.
 
 Timing cache file format (our own, so corruption and foreign caches are detected before TensorRT sees them):
 ``RDTC1\\n`` + one JSON line ``{"flavour", "version", "sha256", "size"}`` + the bytes of
-``ITimingCache.serialize()``. A missing cache starts empty; a corrupt one, or one from another TensorRT, is
-**ignored with a warning** (the build goes on with an empty cache and the file is replaced after a successful
-build). Ignoring is the right call: a timing cache only speeds builds up, it never changes what is built
-correctly.
+``ITimingCache.serialize()``. A missing cache starts empty. A file that is not ours (no ``RDTC1`` magic, e.g. a
+calibration cache given by mistake) is **left untouched** and the build goes on without a cache; one of ours that is
+corrupt or from another TensorRT is replaced after a successful build. Either way the build report says so in one
+line. A timing cache only speeds builds up, it never changes what is built correctly. A ``--timing-cache`` that is
+not a regular file (a FIFO, a device) is refused before anything is read.
+
+Plugins: a graph with ``ResidualAddRelu`` nodes gets its plugin registered **before** parsing (onnx-tensorrt looks
+creators up while it parses; without one it inlines the node's local function, seen on TensorRT-RTX), in the node
+form its TensorRT version imports as a plugin (:func:`~resnet_deploy.passes.residual_fusion.for_tensorrt`). The
+sidecar records what the parsed network contains (plugin layers counted from it), not what was asked for.
+
+Outputs: the engine is renamed into place first and its sidecar last, so a kill between the two leaves an engine
+whose sidecar is *stale* (refused as such by :func:`.sidecar.verify_engine_file`); temporary files left by killed
+runs are removed by the next build. Ctrl-C while TensorRT parses or builds stops the build (its progress monitor
+asks TensorRT to cancel) and nothing is written.
 """
 
 from __future__ import annotations
@@ -17,26 +28,37 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
+import signal
+import stat
+import threading
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from ..._io import atomic_path, atomic_write_bytes, check_writable
+from ..._io import atomic_path, atomic_write_bytes, check_writable, clean_stale_temps
 from ..._version import __version__
 from ...errors import UserError
 from ...info import ModelInfo, to_sidecar
 from ...onnx_io import check_model, check_no_external_data, graph_precision, info_from_onnx, load_onnx
+from ...passes.residual_fusion import PLUGIN_NAME, count_fused, for_tensorrt
 from . import compat, engine_inspector, sidecar
+from .log import Capture, capture
+from .log import logger as process_logger
 
 if TYPE_CHECKING:
     import tensorrt as trt
 
 TIMING_CACHE_MAGIC = b"RDTC1\n"
+MAX_TIMING_CACHE_HEADER = 4096  # bytes of the JSON header line
+MAX_TIMING_CACHE_BYTES = 1 << 30
+PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
 HARDWARE_COMPAT = {"none": "NONE", "ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
 
 
@@ -53,6 +75,7 @@ class EngineBuildOptions:
     hardware_compat: str = "none"  # none | ampere_plus | same_compute_capability
     timing_cache: str | Path | None = None  # file to load (if present and valid) and save after the build
     profiling_verbosity: str = "detailed"  # detailed | layer_names_only | none
+    plugin_impl: str | None = None  # plugin graphs: "aot" | "python"; None: AOT where TensorRT has it (10.9+)
 
     def resolved_opt_batch(self) -> int:
         return self.max_batch if self.opt_batch is None else self.opt_batch
@@ -74,6 +97,8 @@ class EngineBuildOptions:
             raise UserError(f"hardware compatibility must be one of {', '.join(HARDWARE_COMPAT)}")
         if self.profiling_verbosity not in ("detailed", "layer_names_only", "none"):
             raise UserError("profiling verbosity must be detailed, layer_names_only or none")
+        if self.plugin_impl not in (None, "aot", "python"):
+            raise UserError(f"unknown plugin implementation '{self.plugin_impl}' (choose aot or python)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -100,9 +125,12 @@ class EngineBuildReport:
     layer_source: str  # "engine_inspector" | "network_definition"
     timing_cache: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    plugin_layers: int = 0  # plugin layers in the parsed network (ResidualAddRelu nodes that became the plugin)
+    plugin_impl: str | None = None  # "aot" | "python" when the plugin was registered for this build
+    onnx_model: onnx.ModelProto | None = field(default=None, repr=False, compare=False)  # what TensorRT parsed
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k != "onnx_model"}
         d["engine_path"], d["sidecar_path"] = str(self.engine_path), str(self.sidecar_path)
         return d
 
@@ -116,47 +144,60 @@ class EngineBuildReport:
         )
 
 
-# ------------------------------------------------------------------------------------------------- logging
+# ----------------------------------------------------------------------------------------- logging, Ctrl-C
 
 
-class _Log:
-    """Collects TensorRT's log lines so failures can say what TensorRT said (and the CLI can show warnings)."""
+class _Interrupt:
+    """Ctrl-C while TensorRT works: remember it instead of raising inside TensorRT's callbacks (where pybind11
+    swallows exceptions, so the build would go on and write its engine); TensorRT is asked to cancel through
+    :class:`_CancelMonitor`, and :meth:`check` raises ``KeyboardInterrupt`` once control is back in Python.
+    Only the main thread can install a signal handler; elsewhere this is a no-op."""
 
     def __init__(self) -> None:
-        self.messages: list[tuple[str, str]] = []
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
 
-    def record(self, severity: Any, msg: str) -> None:
-        name = getattr(severity, "name", str(severity))
-        self.messages.append((name, msg))
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
 
-    def errors(self) -> list[str]:
-        # TensorRT-RTX logs "Thread context has not been set" at INTERNAL_ERROR on every build; it is harmless.
-        return [
-            m
-            for s, m in self.messages
-            if s in ("ERROR", "INTERNAL_ERROR") and "Thread context has not been set" not in m
-        ]
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
 
-    def mark(self) -> int:
-        return len(self.messages)
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
 
-    def since(self, mark: int, severities: tuple[str, ...] = ("WARNING", "ERROR", "INTERNAL_ERROR")) -> list[str]:
-        return [m for s, m in self.messages[mark:] if s in severities]
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
 
 
-def make_logger(log: _Log) -> trt.ILogger:
-    """A ``trt.ILogger`` feeding ``log`` (the class is made here because it subclasses the lazily loaded module)."""
-    base: Any = compat.trt.ILogger
+def _cancel_monitor(interrupt: _Interrupt) -> Any:
+    """A ``trt.IProgressMonitor`` whose ``step_complete`` returns False (cancel the build) after Ctrl-C; None where
+    this TensorRT has no progress monitor (10.0+ and TensorRT-RTX have one)."""
+    base: Any = getattr(compat.module(), "IProgressMonitor", None)
+    if base is None:
+        return None
 
-    class _Logger(base):  # type: ignore[misc]
+    class _CancelMonitor(base):  # type: ignore[misc]
         def __init__(self) -> None:
             base.__init__(self)
 
-        def log(self, severity: Any, msg: str) -> None:
-            log.record(severity, msg)
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            pass
 
-    logger: trt.ILogger = _Logger()
-    return logger
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return not interrupt.requested
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+    return _CancelMonitor()
 
 
 @contextlib.contextmanager
@@ -170,36 +211,98 @@ def _quiet_deprecations() -> Iterator[None]:
 # -------------------------------------------------------------------------------------------- timing cache
 
 
-def read_timing_cache(path: Path, running: compat.TrtInfo) -> tuple[bytes | None, str]:
-    """(cache bytes or None, status): status is created | loaded | ignored-corrupt | ignored-other-version."""
-    if not path.exists():
-        return None, "created"
+@dataclass
+class TimingCacheRead:
+    """What was found at a ``--timing-cache`` path, and what the build does with it."""
+
+    payload: bytes | None  # the cache bytes to hand to TensorRT, or None (start empty)
+    status: str  # created | loaded | replaced-corrupt | replaced-other-version | foreign
+    message: str | None = None  # one line for the build report, when the file is not used
+
+    @property
+    def writable(self) -> bool:
+        """A foreign file is never overwritten."""
+        return self.status != "foreign"
+
+
+def _kind(mode: int) -> str:
+    return "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+
+
+def _read_regular_file(path: Path, what: str, limit: int) -> bytes | None:
+    """The bytes of ``path`` (None if it does not exist), refusing anything but a regular file *before* opening it
+    for reading: a FIFO would block the build forever, a device could be read without end. Opened non-blocking and
+    checked again on the open descriptor, so a file swapped for a FIFO in between is refused too."""
     try:
-        raw = path.read_bytes()
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
-        warnings.warn(f"timing cache {path} is unreadable ({exc}); building without it", stacklevel=3)
-        return None, "ignored-corrupt"
-    header_end = raw.find(b"\n", len(TIMING_CACHE_MAGIC))
+        raise UserError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{what} {path} is {_kind(st.st_mode)}, not a regular file: give the path of a file")
     try:
-        if not raw.startswith(TIMING_CACHE_MAGIC) or header_end < 0:
-            raise ValueError("not a resnet-deploy timing cache")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{what} {path} is not a regular file: give the path of a file")
+        if st.st_size > limit:
+            raise UserError(f"{what} {path} is too large ({st.st_size} bytes)")
+        return f.read(limit + 1)
+
+
+def check_timing_cache_path(path: str | Path) -> Path:
+    """One-line refusal of a ``--timing-cache`` that is a folder, FIFO or device (before any work starts)."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return check_writable(path)
+    except OSError:
+        return path  # reported with its reason when it is read
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"--timing-cache {path} is {_kind(st.st_mode)}, not a regular file: give the path of a file")
+    return path
+
+
+def read_timing_cache(path: Path, running: compat.TrtInfo) -> TimingCacheRead:
+    """Read ``path`` as our timing cache format; never raises on its contents (deep JSON, huge numbers, garbage):
+    a corrupt or foreign file gives a status and one line instead. A file that is not a regular file is refused."""
+    raw = _read_regular_file(path, "timing cache", MAX_TIMING_CACHE_BYTES)
+    if raw is None:
+        return TimingCacheRead(None, "created")
+    if not raw.startswith(TIMING_CACHE_MAGIC):
+        return TimingCacheRead(
+            None,
+            "foreign",
+            f"timing cache {path} is not a resnet-deploy timing cache: left it untouched and built without one",
+        )
+    header_end = raw.find(b"\n", len(TIMING_CACHE_MAGIC), len(TIMING_CACHE_MAGIC) + MAX_TIMING_CACHE_HEADER)
+    try:
+        if header_end < 0:
+            raise ValueError("no header line")
         header = json.loads(raw[len(TIMING_CACHE_MAGIC) : header_end].decode("utf-8"))
         payload = raw[header_end + 1 :]
         if not isinstance(header, dict) or header.get("size") != len(payload):
             raise ValueError("truncated")
         if header.get("sha256") != sidecar.sha256_bytes(payload):
             raise ValueError("checksum mismatch")
-    except (ValueError, UnicodeDecodeError) as exc:
-        warnings.warn(f"timing cache {path} is corrupt ({exc}); ignoring it and writing a fresh one", stacklevel=3)
-        return None, "ignored-corrupt"
-    if header.get("flavour") != running.flavour or header.get("version") != running.version:
-        warnings.warn(
-            f"timing cache {path} is from {header.get('flavour')} {header.get('version')}, not "
-            f"{running.describe()}; ignoring it and writing a fresh one",
-            stacklevel=3,
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError, int digit limit, nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:120]
+        return TimingCacheRead(
+            None, "replaced-corrupt", f"timing cache {path} is corrupt ({reason}): built without it, wrote a fresh one"
         )
-        return None, "ignored-other-version"
-    return payload, "loaded"
+    if header.get("flavour") != running.flavour or header.get("version") != running.version:
+        return TimingCacheRead(
+            None,
+            "replaced-other-version",
+            f"timing cache {path} is from {str(header.get('flavour'))[:40]} {str(header.get('version'))[:40]}, not "
+            f"{running.describe()}: built without it, wrote a fresh one",
+        )
+    return TimingCacheRead(payload, "loaded")
 
 
 def write_timing_cache(path: Path, payload: bytes, running: compat.TrtInfo) -> None:
@@ -265,6 +368,21 @@ def _io_tensors(network: trt.INetworkDefinition) -> tuple[list[dict[str, Any]], 
     return ins, outs
 
 
+def _plugin_layer_count(layers: list[dict[str, Any]]) -> int:
+    return sum(1 for layer in layers if layer["type"] in PLUGIN_LAYER_TYPES)
+
+
+def _write_pair(out_path: Path, side_path: Path, engine_data: bytes, meta: dict[str, Any]) -> None:
+    """Both temporary files are written first; then the engine is renamed into place, the sidecar last (the
+    inner ``atomic_path`` exits first). A kill between the two renames leaves the new engine beside its old,
+    now stale sidecar, which loading refuses as stale; never a sidecar that vouches for an engine it did not
+    describe."""
+    text = json.dumps(meta, indent=2) + "\n"
+    with atomic_path(side_path) as tmp_side, atomic_path(out_path) as tmp_engine:
+        tmp_engine.write_bytes(engine_data)
+        tmp_side.write_text(text, encoding="utf-8")  # after the engine: a complete pair's sidecar is never older
+
+
 # ---------------------------------------------------------------------------------------------------- build
 
 
@@ -279,36 +397,190 @@ def build_engine(
     """Build a TensorRT engine from our final ONNX and write ``out_path`` plus ``out_path + '.json'``.
 
     ``info`` defaults to the ModelInfo stored in the ONNX metadata. ``extra`` is free-form scalar data recorded
-    in the sidecar (e.g. which passes ran); ``calibration`` (INT8: ``{"method", "cache_sha256"}``) says where the
-    Q/DQ scales came from. Nothing is written unless the build succeeds.
+    in the sidecar (e.g. which passes ran); its ``residual_fusion`` is replaced by what the parsed network really
+    contains. ``calibration`` (INT8: ``{"method", "cache_sha256"}``) says where the Q/DQ scales came from.
+    Nothing is written unless the build succeeds; Ctrl-C during it raises ``KeyboardInterrupt`` and writes
+    nothing.
     """
     options = options or EngineBuildOptions()
     options.validate()
     out_path = check_writable(out_path)
     side_path = sidecar.sidecar_path(out_path)
     check_writable(side_path)
+    cache_path = check_timing_cache_path(options.timing_cache) if options.timing_cache is not None else None
     running = compat.info()
     trt_mod = compat.trt
     model, onnx_bytes = _as_model(onnx_model)
     model_info = _model_info(model, info)
     precision = graph_precision(model)
+    warns: list[str] = []
+    removed = [*clean_stale_temps(out_path), *clean_stale_temps(side_path)]
+    if cache_path is not None:
+        removed += clean_stale_temps(cache_path)
+    if removed:
+        warns.append(f"removed {len(removed)} temporary file(s) left by an interrupted earlier run")
 
-    log = _Log()
-    logger = make_logger(log)
+    plugin_nodes = count_fused(model)
+    impl: str | None = None
+    if plugin_nodes or running.flavour == "tensorrt_rtx":
+        from . import plugin
+
+        if running.flavour == "tensorrt_rtx":
+            # Its parser aborts the process on a node whose creator is registered (no add_plugin_v3): refuse first.
+            plugin.refuse_tensorrt_rtx_plugins(model.graph.node, trt_mod.get_plugin_registry())
+        else:
+            # Registered before parsing: onnx-tensorrt looks creators up while parsing (ModelImporter.cpp).
+            impl = plugin.plugin_impl(options.plugin_impl)
+            plugin.register_plugin(impl)
+            model = for_tensorrt(model, running.version, aot=impl == "aot")
+            onnx_bytes = model.SerializeToString()
+
+    logger = process_logger()
+    with capture() as log, _Interrupt() as interrupt:
+        built = _build(trt_mod, logger, log, interrupt, onnx_bytes, options, running, cache_path, warns)
+        if impl is not None and built.plugin_layers < plugin_nodes:
+            raise UserError(
+                f"TensorRT {running.version}'s ONNX parser imported {built.plugin_layers} of {plugin_nodes} "
+                f"{PLUGIN_NAME} node(s) as the {impl} plugin (it inlined the rest): nothing was written"
+            )
+        engine_data = bytes(memoryview(built.serialized))
+        plugin_layers, inputs, outputs = built.plugin_layers, built.inputs, built.outputs
+        cache, profile_shapes = built.cache, built.profile_shapes
+
+        layer_source, layers, engine_layers = "network_definition", built.network_layers, None
+        gpu_info = compat.gpu()
+        usable, _ = compat.gpu_runtime_status()
+        if usable:
+            # Only where a GPU runtime exists: never run on the development/CI machines (no GPU).
+            from .runtime import deserialize_engine_bytes
+
+            _runtime, engine = deserialize_engine_bytes(
+                engine_data, logger, version_compatible=options.version_compatible
+            )
+            engine_layers = int(engine.num_layers)
+            layers, layer_source = engine_inspector.layers_from_engine(engine), "engine_inspector"
+        interrupt.check()
+
+        recorded: dict[str, str | int | float | bool | None] = dict(extra or {})
+        asked = recorded.get("residual_fusion")
+        recorded["residual_fusion"] = "plugin" if plugin_layers else "native"
+        recorded["plugin_layers"] = plugin_layers
+        if impl is not None:
+            recorded["plugin_impl"] = impl
+        if asked == "plugin" and not plugin_layers:
+            recorded["residual_fusion_reason"] = (
+                f"the ONNX parser expanded the {plugin_nodes} {PLUGIN_NAME} node(s) into their ONNX function "
+                f"({running.describe()} has no plugin layers)"
+            )
+        if plugin_nodes and not plugin_layers:
+            warns.append(str(recorded.get("residual_fusion_reason") or "the plugin nodes were inlined"))
+        meta = _sidecar_dict(
+            engine_data=engine_data,
+            engine_name=out_path.name,
+            onnx_bytes=onnx_bytes,
+            info=model_info,
+            precision=precision,
+            running=running,
+            gpu_info=gpu_info,
+            inputs=inputs,
+            outputs=outputs,
+            profile_shapes=profile_shapes,
+            options=options,
+            layers=layers,
+            layer_source=layer_source,
+            extra=recorded,
+            calibration=calibration,
+        )
+        sidecar.validate(meta, str(side_path))
+        # A Ctrl-C from here on is held until the pair and the cache are written: they appear together.
+        _write_pair(out_path, side_path, engine_data, meta)
+        if cache_path is not None and built.timing_cache is not None and cache.writable:
+            with _quiet_deprecations():
+                cache_bytes = bytes(memoryview(built.timing_cache.serialize()))
+            write_timing_cache(cache_path, cache_bytes, running)
+            cache.info["saved_bytes"] = len(cache_bytes)
+    interrupt.check()
+
+    for w in log.warnings():
+        if "timing cache" not in w.lower() and w not in warns:
+            warns.append(w)
+    return EngineBuildReport(
+        engine_path=out_path,
+        sidecar_path=side_path,
+        engine_bytes=len(engine_data),
+        build_seconds=cache.seconds,
+        tensorrt=running.describe(),
+        precision=precision,
+        network_layers=built.layer_count,
+        engine_layers=engine_layers,
+        inputs=inputs,
+        outputs=outputs,
+        profile=profile_shapes,
+        layer_source=layer_source,
+        timing_cache=cache.info,
+        warnings=warns,
+        plugin_layers=plugin_layers,
+        plugin_impl=impl,
+        onnx_model=model,
+    )
+
+
+@dataclass
+class _CacheUse:
+    """How the timing cache was used in one build (and the build time, measured next to it)."""
+
+    info: dict[str, Any]
+    writable: bool
+    seconds: float = 0.0
+
+
+@dataclass
+class _Built:
+    """What :func:`_build` hands back to :func:`build_engine`."""
+
+    serialized: Any  # trt.IHostMemory
+    network_layers: list[dict[str, Any]]
+    layer_count: int
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    profile_shapes: dict[str, list[int]]
+    cache: _CacheUse
+    timing_cache: Any  # trt.ITimingCache | None
+
+    @property
+    def plugin_layers(self) -> int:
+        return _plugin_layer_count(self.network_layers)
+
+
+def _build(
+    trt_mod: Any,
+    logger: Any,
+    log: Capture,
+    interrupt: _Interrupt,
+    onnx_bytes: bytes,
+    options: EngineBuildOptions,
+    running: compat.TrtInfo,
+    cache_path: Path | None,
+    warns: list[str],
+) -> _Built:
+    """Parse, configure and build. Raises UserError (one line) on every failure TensorRT reports,
+    ``KeyboardInterrupt`` after a Ctrl-C."""
     builder = trt_mod.Builder(logger)
     network = builder.create_network(compat.strongly_typed_flags())
     parser = trt_mod.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
+        interrupt.check()
         raise UserError(_parse_error_message(parser))
+    interrupt.check()
     if network.num_inputs != 1:
         raise UserError(f"expected a model with one input, TensorRT found {network.num_inputs}")
     if network.num_outputs < 1:
         raise UserError("TensorRT found no outputs in the ONNX model")
+    network_layers = engine_inspector.layers_from_network(network)
     input_tensor = network.get_input(0)
     in_shape = compat.dims_list(input_tensor.shape)
     if len(in_shape) != 4 or any(d <= 0 for d in in_shape[1:]):
         raise UserError(f"expected an NCHW input with fixed C, H, W; got shape {in_shape}")
-    warns: list[str] = []
     min_b, opt_b, max_b = options.min_batch, options.resolved_opt_batch(), options.max_batch
     if in_shape[0] > 0:
         if (min_b, opt_b, max_b) != (in_shape[0],) * 3:
@@ -320,7 +592,8 @@ def build_engine(
     profile = builder.create_optimization_profile()
     dims = trt_mod.Dims
     profile.set_shape(input_tensor.name, dims([min_b, *chw]), dims([opt_b, *chw]), dims([max_b, *chw]))
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:
+        raise UserError("TensorRT rejected the optimization profile")
     config.builder_optimization_level = options.opt_level
     if options.workspace_mb is not None:
         config.set_memory_pool_limit(trt_mod.MemoryPoolType.WORKSPACE, options.workspace_mb * 1024 * 1024)
@@ -344,22 +617,30 @@ def build_engine(
         if running.flavour == "tensorrt_rtx":
             warns.append("TensorRT-RTX ignores hardware compatibility levels (its engines target RTX GPUs)")
         config.hardware_compatibility_level = level
+    monitor = _cancel_monitor(interrupt)
+    if monitor is not None and hasattr(config, "progress_monitor"):
+        config.progress_monitor = monitor  # kept alive by `monitor` until the build returns
 
-    cache_status = "disabled"
-    cache_path = Path(options.timing_cache) if options.timing_cache is not None else None
+    cache = _CacheUse({"path": str(cache_path) if cache_path else None, "status": "disabled"}, writable=False)
     timing_cache = None
-    cache_rejected = False
     if cache_path is not None:
-        check_writable(cache_path)
-        payload, cache_status = read_timing_cache(cache_path, running)
+        found = read_timing_cache(cache_path, running)
+        cache = _CacheUse({"path": str(cache_path), "status": found.status}, writable=found.writable)
+        if found.message:
+            warns.append(found.message)
         mark = log.mark()
         with _quiet_deprecations():
-            timing_cache = config.create_timing_cache(payload or b"")
-            config.set_timing_cache(timing_cache, False)
+            timing_cache = config.create_timing_cache(found.payload or b"")
+            accepted = timing_cache is not None and config.set_timing_cache(timing_cache, False)
+        if not accepted:
+            warns.append(f"TensorRT refused the timing cache {cache_path}: built without it, the file is unchanged")
+            cache.writable, timing_cache = False, None
         # TensorRT says so when it cannot use the bytes (seen with TensorRT-RTX without a GPU: every cache).
-        cache_rejected = payload is not None and any("timing cache" in m.lower() for m in log.since(mark))
+        rejected = found.payload is not None and any("timing cache" in m.lower() for m in log.since(mark))
+        cache.info["rejected_by_tensorrt"] = rejected or not accepted
+        if running.flavour == "tensorrt_rtx":
+            cache.info["note"] = "TensorRT-RTX treats timing caches as no-ops; the file is kept for TensorRT"
 
-    network_layers = engine_inspector.layers_from_network(network)
     inputs, outputs = _io_tensors(network)
     read_back = profile.get_shape(input_tensor.name)
     profile_shapes = {
@@ -367,74 +648,17 @@ def build_engine(
         "opt": compat.dims_list(read_back[1]),
         "max": compat.dims_list(read_back[2]),
     }
-
+    interrupt.check()
     started = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
-    build_seconds = time.perf_counter() - started
+    cache.seconds = time.perf_counter() - started
+    interrupt.check()
     if serialized is None:
         errs = log.errors()
         detail = errs[-1] if errs else "no reason given"
         raise UserError(f"TensorRT could not build the engine: {detail}")
-    engine_data = bytes(memoryview(serialized))
-
-    layer_source, layers, engine_layers = "network_definition", network_layers, None
-    gpu_info = compat.gpu()
-    usable, _ = compat.gpu_runtime_status()
-    if usable:
-        # Only where a GPU runtime exists: never run on the development/CI machines (no GPU).
-        from .runtime import deserialize_engine_bytes
-
-        _runtime, engine = deserialize_engine_bytes(engine_data, logger)
-        engine_layers = int(engine.num_layers)
-        layers, layer_source = engine_inspector.layers_from_engine(engine), "engine_inspector"
-
-    meta = _sidecar_dict(
-        engine_data=engine_data,
-        engine_name=out_path.name,
-        onnx_bytes=onnx_bytes,
-        info=model_info,
-        precision=precision,
-        running=running,
-        gpu_info=gpu_info,
-        inputs=inputs,
-        outputs=outputs,
-        profile_shapes=profile_shapes,
-        options=options,
-        layers=layers,
-        layer_source=layer_source,
-        extra=extra,
-        calibration=calibration,
-    )
-    sidecar.validate(meta, str(side_path))
-    with atomic_path(out_path) as tmp_engine, atomic_path(side_path) as tmp_side:
-        tmp_engine.write_bytes(engine_data)
-        tmp_side.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-    cache_info: dict[str, Any] = {"path": str(cache_path) if cache_path else None, "status": cache_status}
-    if cache_path is not None and timing_cache is not None:
-        with _quiet_deprecations():
-            cache_bytes = bytes(memoryview(timing_cache.serialize()))
-        write_timing_cache(cache_path, cache_bytes, running)
-        cache_info.update(saved_bytes=len(cache_bytes), rejected_by_tensorrt=cache_rejected)
-        if running.flavour == "tensorrt_rtx":
-            cache_info["note"] = "TensorRT-RTX treats timing caches as no-ops; the file is kept for TensorRT"
-
-    warns += [m for s, m in log.messages if s == "WARNING" and "timing cache" not in m.lower()]
-    return EngineBuildReport(
-        engine_path=out_path,
-        sidecar_path=side_path,
-        engine_bytes=len(engine_data),
-        build_seconds=build_seconds,
-        tensorrt=running.describe(),
-        precision=precision,
-        network_layers=int(network.num_layers),
-        engine_layers=engine_layers,
-        inputs=inputs,
-        outputs=outputs,
-        profile=profile_shapes,
-        layer_source=layer_source,
-        timing_cache=cache_info,
-        warnings=warns,
+    return _Built(
+        serialized, network_layers, int(network.num_layers), inputs, outputs, profile_shapes, cache, timing_cache
     )
 
 

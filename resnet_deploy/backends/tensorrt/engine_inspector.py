@@ -179,6 +179,7 @@ def inspect_engine(path: str | Path, live: bool = True) -> dict[str, Any]:
     meta = sidecar.read(side)
     actual = sidecar.sha256_file(path)
     integrity = "ok" if actual == meta["engine"]["sha256"] else "mismatch"
+    stale = integrity == "mismatch" and sidecar.is_stale(path, side)
     layers = list(meta["layers"]["items"])
     source = str(meta["layers"]["source"])
     origin = "sidecar (captured at build time)"
@@ -205,6 +206,7 @@ def inspect_engine(path: str | Path, live: bool = True) -> dict[str, Any]:
         "path": str(path),
         "sidecar": str(side),
         "integrity": integrity,
+        "sidecar_stale": stale,
         "engine_sha256": actual,
         "size": path.stat().st_size,
         "model": meta["model"],
@@ -233,7 +235,10 @@ def format_engine_summary(info: dict[str, Any], max_layers: int = 0) -> str:
     model = info["model"]
     trt_names = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX"}
     lines.append(f"engine      {info['path']} ({info['size'] / 1e6:.1f} MB)")
-    if info["integrity"] != "ok":
+    if info.get("sidecar_stale"):
+        lines.append("  WARNING   sha256 does not match the sidecar, which is older than the engine: it is stale")
+        lines.append("            (an interrupted build, or the engine was replaced); it will not be loaded")
+    elif info["integrity"] != "ok":
         lines.append("  WARNING   sha256 does not match the sidecar: the engine was modified; it will not be loaded")
     lines.append(f"model       {model.get('name') or model.get('arch') or '?'} ({model.get('arch') or '?'})")
     lines.append(f"precision   {info['precision']}")

@@ -76,7 +76,12 @@ def _int(lo: int = 0, hi: int = 2**62) -> Checker:
 
 
 def _num(v: Any, p: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    # An int of thousands of digits makes math.isfinite raise OverflowError: bound ints before converting.
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _Bad(f"{p} must be a finite number")
+    if isinstance(v, int) and not -(2**63) <= v < 2**63:
+        raise _Bad(f"{p} is out of range")
+    if not math.isfinite(v):
         raise _Bad(f"{p} must be a finite number")
 
 
@@ -234,6 +239,23 @@ def write(path: str | Path, data: dict[str, Any]) -> Path:
     return Path(path)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(data: bytes, source: str, what: str) -> Any:
+    """Untrusted JSON as one-line errors: invalid UTF-8 or JSON, NaN/Infinity, integers beyond Python's digit
+    limit (ValueError), nesting deeper than the parser's recursion limit (RecursionError) all become a
+    :class:`UserError`; none escapes as a traceback."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise UserError(f"{source}: {what} is nested too deeply to be ours") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError, as is the int-digit limit
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise UserError(f"{source}: {what} is not valid JSON ({detail})") from None
+
+
 def read(path: str | Path) -> dict[str, Any]:
     """Read and validate an untrusted sidecar file."""
     path = Path(path)
@@ -242,10 +264,7 @@ def read(path: str | Path) -> dict[str, Any]:
     size = path.stat().st_size
     if size > MAX_SIDECAR_BYTES:
         raise UserError(f"{path}: engine sidecar is too large ({size} bytes)")
-    try:
-        obj = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: engine sidecar is not valid JSON ({exc})") from None
+    obj = parse_json(path.read_bytes(), str(path), "engine sidecar")
     return validate(obj, str(path))
 
 
@@ -318,6 +337,15 @@ def check_gpu(meta: dict[str, Any], running: GpuInfo | None, source: str) -> lis
     return []
 
 
+def is_stale(engine_path: str | Path, side: str | Path) -> bool:
+    """True when the engine file was written after its sidecar. The builder writes the sidecar's temporary file
+    after the engine's and renames it last, so in a complete pair the sidecar is never the older file."""
+    try:
+        return Path(engine_path).stat().st_mtime_ns > Path(side).stat().st_mtime_ns
+    except OSError:
+        return False
+
+
 def verify_engine_file(
     engine_path: str | Path,
     running: TrtInfo | None,
@@ -338,12 +366,17 @@ def verify_engine_file(
     side = Path(sidecar) if sidecar is not None else sidecar_path(engine_path)
     if not side.is_file():
         raise UserError(
-            f"{engine_path} has no sidecar {side.name}: resnet-deploy only loads engines it built "
-            "(rebuild with `resnet-deploy build --backend tensorrt`)"
+            f"{engine_path} has no sidecar {side.name}: resnet-deploy only loads engines it built (an interrupted "
+            "build can leave an engine without one; rebuild with `resnet-deploy build --backend tensorrt`)"
         )
     meta = read(side)
     data = engine_path.read_bytes()
     if len(data) != meta["engine"]["size"] or sha256_bytes(data) != meta["engine"]["sha256"]:
+        if is_stale(engine_path, side):
+            raise UserError(
+                f"{engine_path} does not match its sidecar {side.name}, which is older: the sidecar is stale (a build "
+                "was interrupted before writing it, or the engine was replaced); rebuild it"
+            )
         raise UserError(
             f"{engine_path} does not match its sidecar {side.name} (sha256 differs): the engine was modified "
             "or the sidecar belongs to another engine; rebuild it"

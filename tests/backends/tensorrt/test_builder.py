@@ -6,7 +6,13 @@ optimization profile read back) or what was written to disk; nothing here is moc
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -313,7 +319,12 @@ def test_version_compatible_and_hardware_compat_options(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------- timing cache
 
 
-def test_timing_cache_is_saved_reused_and_survives_corruption(tmp_path: Path) -> None:
+def _cache_with_header(good: bytes, header_line: bytes) -> bytes:
+    header_end = good.index(b"\n", len(TIMING_CACHE_MAGIC))
+    return TIMING_CACHE_MAGIC + header_line + good[header_end:]
+
+
+def test_timing_cache_is_saved_reused_and_replaced_when_ours_and_broken(tmp_path: Path) -> None:
     cache = tmp_path / "timing.cache"
     opts = EngineBuildOptions(max_batch=2, timing_cache=cache)
     first = build_engine(tiny_graph(), tmp_path / "a.engine", opts)
@@ -323,20 +334,327 @@ def test_timing_cache_is_saved_reused_and_survives_corruption(tmp_path: Path) ->
     assert leftovers(tmp_path) == []
 
     good = cache.read_bytes()
-    cache.write_bytes(good[:-3] + b"\x00\x00\x00" if good[-3:] != b"\x00\x00\x00" else good[:-3] + b"\x01\x01\x01")
-    with pytest.warns(UserWarning, match="corrupt"):
-        third = build_engine(tiny_graph(), tmp_path / "c.engine", opts)
-    assert third.timing_cache["status"] == "ignored-corrupt"
-    assert build_engine(tiny_graph(), tmp_path / "d.engine", opts).timing_cache["status"] == "loaded"  # rewritten
+    header = json.loads(good[len(TIMING_CACHE_MAGIC) : good.index(b"\n", len(TIMING_CACHE_MAGIC))])
+    cases = {
+        "checksum": good[:-3] + (b"\x00\x00\x00" if good[-3:] != b"\x00\x00\x00" else b"\x01\x01\x01"),
+        "other-version": _cache_with_header(good, json.dumps({**header, "version": "0.0.1"}).encode()),
+        # issue #14 item 10: nesting past the JSON parser's recursion limit, an integer of thousands of digits
+        "nested": _cache_with_header(good, b"[" * 3000 + b"]" * 3000),
+        "huge-int": _cache_with_header(good, b'{"size": ' + b"9" * 4000 + b"}"),
+        "no-header": TIMING_CACHE_MAGIC + b"x" * 5000,
+    }
+    for name, data in cases.items():
+        cache.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # one line in the report, never a raw UserWarning
+            report = build_engine(tiny_graph(), tmp_path / f"{name}.engine", opts)
+        status = "replaced-other-version" if name == "other-version" else "replaced-corrupt"
+        assert report.timing_cache["status"] == status, name
+        lines = [w for w in report.warnings if str(cache) in w]
+        assert len(lines) == 1 and "\n" not in lines[0] and "wrote a fresh one" in lines[0], (name, lines)
+        assert cache.read_bytes().startswith(TIMING_CACHE_MAGIC) and cache.read_bytes() != data  # ours: replaced
+        assert build_engine(tiny_graph(), tmp_path / "again.engine", opts).timing_cache["status"] == "loaded"
+    assert leftovers(tmp_path) == []
 
-    header_end = good.index(b"\n", len(TIMING_CACHE_MAGIC))
-    header = json.loads(good[len(TIMING_CACHE_MAGIC) : header_end])
-    header["version"] = "0.0.1"
-    cache.write_bytes(TIMING_CACHE_MAGIC + json.dumps(header).encode() + good[header_end:])
-    with pytest.warns(UserWarning, match="not"):
-        fourth = build_engine(tiny_graph(), tmp_path / "e.engine", opts)
-    assert fourth.timing_cache["status"] == "ignored-other-version"
 
-    cache.write_bytes(b"not a cache at all")
-    with pytest.warns(UserWarning, match="corrupt"):
-        build_engine(tiny_graph(), tmp_path / "f.engine", opts)
+def test_a_timing_cache_that_is_not_ours_is_left_untouched(tmp_path: Path) -> None:
+    """Issue #14 item 4: e.g. a calibration cache passed as --timing-cache by mistake."""
+    cache = tmp_path / "calib.cache"
+    original = b"TRT-8601-EntropyCalibration2\ninput: 3c010a14\n"
+    cache.write_bytes(original)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = build_engine(tiny_graph(), tmp_path / "m.engine", EngineBuildOptions(max_batch=2, timing_cache=cache))
+    assert report.engine_path.is_file()
+    assert cache.read_bytes() == original
+    assert report.timing_cache["status"] == "foreign"
+    (line,) = [w for w in report.warnings if str(cache) in w]
+    assert "not a resnet-deploy timing cache" in line and "untouched" in line
+
+
+def test_a_timing_cache_that_is_a_fifo_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """Issue #14 item 2: reading a FIFO blocks forever; it is refused in one line before anything is opened.
+    Run in a child process with a deadline, so a regression fails instead of hanging the suite."""
+    fifo = tmp_path / "timing.fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "m.engine"
+    cmd = [sys.executable, "-m", "resnet_deploy", "build", "--backend", "tensorrt", "-o", str(out)]
+    try:
+        proc = subprocess.run([*cmd, "--timing-cache", str(fifo)], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the build blocked on the FIFO")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "FIFO" in lines[0] and "not a regular file" in lines[0], proc.stderr
+    assert not out.exists() and not sc.sidecar_path(out).exists()
+    with pytest.raises(UserError, match="FIFO"):
+        build_engine(tiny_graph(), out, EngineBuildOptions(max_batch=2, timing_cache=fifo))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["timing.fifo"]
+
+
+# ------------------------------------------------------------------------- the engine/sidecar pair (issue #14)
+
+_KILL_AT_RENAME = """
+import os, signal, sys
+target = sys.argv[2]
+
+def hook(event, args):
+    # os.replace raises the os.rename audit event: die by SIGKILL just before the rename into `target`.
+    if event == "os.rename" and str(args[1]).endswith(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+from resnet_deploy.backends.tensorrt.builder import EngineBuildOptions, build_engine
+import onnx
+model = onnx.load(sys.argv[1])
+sys.addaudithook(hook)
+build_engine(model, sys.argv[3], EngineBuildOptions(max_batch=int(sys.argv[4])))
+"""
+
+
+def _killed_build(tmp_path: Path, out: Path, target: str, max_batch: int) -> None:
+    onnx_path = tmp_path / "tiny.onnx"
+    onnx.save(tiny_graph(), str(onnx_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_AT_RENAME, str(onnx_path), target, str(out), str(max_batch)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
+def test_a_kill_between_the_renames_leaves_a_stale_sidecar_not_a_lying_one(tmp_path: Path) -> None:
+    out = tmp_path / "m.engine"
+    old = build_engine(tiny_graph(), out, EngineBuildOptions(max_batch=2))
+    old_engine, old_side = out.read_bytes(), sc.sidecar_path(out).read_bytes()
+    _killed_build(tmp_path, out, out.name + ".json", max_batch=4)  # killed as the sidecar is renamed
+    # The engine went first: the new engine sits beside the old sidecar, which loading refuses as stale.
+    assert out.read_bytes() != old_engine and sc.sidecar_path(out).read_bytes() == old_side
+    with pytest.raises(UserError, match="stale"):
+        sc.verify_engine_file(out, compat.info(), None)
+    assert inspect_engine(out)["sidecar_stale"] is True
+    assert old.engine_bytes == len(old_engine)
+    # ... and the next build removes the killed run's temporary file and writes a consistent pair.
+    assert leftovers(tmp_path) != []
+    again = build_engine(tiny_graph(), out, EngineBuildOptions(max_batch=4))
+    assert leftovers(tmp_path) == [] and any("interrupted earlier run" in w for w in again.warnings)
+    sc.verify_engine_file(out, compat.info(), None)
+
+
+def test_a_kill_at_the_first_rename_keeps_the_old_pair_and_the_temp_files_go_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "m.engine"
+    build_engine(tiny_graph(), out, EngineBuildOptions(max_batch=2))
+    before = out.read_bytes(), sc.sidecar_path(out).read_bytes()
+    _killed_build(tmp_path, out, out.name, max_batch=4)  # killed as the engine is renamed
+    assert (out.read_bytes(), sc.sidecar_path(out).read_bytes()) == before
+    sc.verify_engine_file(out, compat.info(), None)  # still a valid pair
+    assert len(leftovers(tmp_path)) == 2  # the engine's and the sidecar's temporary files
+    build_engine(tiny_graph(), out, EngineBuildOptions(max_batch=4))
+    assert leftovers(tmp_path) == []
+
+
+_INTERRUPT_DURING_BUILD = """
+import os, signal, sys
+from resnet_deploy.backends.tensorrt import log
+from resnet_deploy.cli import main
+
+sent = []
+
+def on_message(severity, msg):
+    # A real SIGINT, delivered while TensorRT is parsing or building (the first thing it logs).
+    if not sent:
+        sent.append(msg)
+        os.kill(os.getpid(), signal.SIGINT)
+
+with log.capture(on_message):
+    code = main(["build", "--backend", "tensorrt", "-o", sys.argv[1]])
+print("signalled during:", sent[:1])
+raise SystemExit(code)
+"""
+
+
+def test_ctrl_c_during_the_tensorrt_build_writes_nothing_and_exits_130(tmp_path: Path) -> None:
+    """Issue #14 item 6: before, pybind11 swallowed the KeyboardInterrupt raised in the logger callback, the
+    build went on and wrote a complete engine."""
+    out = tmp_path / "m.engine"
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_DURING_BUILD, str(out)], capture_output=True, text=True, timeout=600
+    )
+    assert "signalled during: ['" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "interrupted" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- plugins (#13)
+
+
+def _fused_tiny() -> onnx.ModelProto:
+    """Two branches joined by a residual Add + Relu, fused into one ResidualAddRelu node."""
+    from resnet_deploy.passes.residual_fusion import fuse_residual_add_relu
+
+    w = numpy_helper.from_array(np.full((3, 3, 3, 3), 0.05, np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c", "input"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["logits"], name="flatten"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "res",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        [w],
+    )
+    fused, report = fuse_residual_add_relu(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert report.changes["fused"] == 1
+    return fused
+
+
+@pytest.mark.skipif(compat.available() is None or compat.info().flavour != "tensorrt_rtx", reason="TensorRT-RTX only")
+def test_the_sidecar_says_what_the_network_holds_not_what_was_asked(tmp_path: Path) -> None:
+    """Item 1: the plugin-layer count comes from the parsed network. TensorRT-RTX has no plugin layers: with no
+    creator registered its parser inlines the node's function, and the sidecar must not claim a plugin."""
+    report = build_engine(
+        _fused_tiny(), tmp_path / "f.engine", EngineBuildOptions(max_batch=2), extra={"residual_fusion": "plugin"}
+    )
+    extra = sc.read(report.sidecar_path)["extra"]
+    assert extra["residual_fusion"] == "native" and extra["plugin_layers"] == 0 == report.plugin_layers
+    assert "expanded the 1 ResidualAddRelu node(s) into their ONNX function" in extra["residual_fusion_reason"]
+    types = [layer["type"] for layer in sc.read(report.sidecar_path)["layers"]["items"]]
+    assert "PLUGIN_V3" not in types and "ELEMENTWISE" in types  # read from the network, as the count is
+
+
+def test_for_tensorrt_before_10_7_needs_the_plugin_to_parse(tmp_path: Path) -> None:
+    """Item 2: the < 10.7 node form has no local function (onnx-tensorrt 10.1 imports a local function before it
+    tries the plugin registry), so without a creator the parser fails on the node instead of inlining it."""
+    from resnet_deploy.passes.residual_fusion import for_tensorrt
+
+    with pytest.raises(UserError, match=r"ResidualAddRelu.*Plugin not found"):
+        build_engine(for_tensorrt(_fused_tiny(), "10.3.0.30"), tmp_path / "x.engine", EngineBuildOptions(max_batch=2))
+    assert list(tmp_path.iterdir()) == []
+
+
+_RTX_CREATOR = """
+import sys
+import numpy as np
+import onnx
+import tensorrt_rtx_bindings as trt
+
+class Plugin(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild, trt.IPluginV3OneRuntime):
+    def __init__(self):
+        trt.IPluginV3.__init__(self)
+        trt.IPluginV3OneCore.__init__(self)
+        trt.IPluginV3OneBuild.__init__(self)
+        trt.IPluginV3OneRuntime.__init__(self)
+        self.num_outputs, self.plugin_namespace = 1, "resnet_deploy"
+        self.plugin_name, self.plugin_version = "ResidualAddRelu", "1"
+
+    def get_capability_interface(self, kind):
+        return self
+
+    def get_output_data_types(self, types):
+        return [types[0]]
+
+    def get_output_shapes(self, inputs, shape_inputs, builder):
+        return [trt.DimsExprs(inputs[0])]
+
+    def get_fields_to_serialize(self):
+        return trt.PluginFieldCollection([])
+
+    def supports_format_combination(self, pos, in_out, num_inputs):
+        return True
+
+    def configure_plugin(self, inp, out):
+        pass
+
+    def clone(self):
+        return Plugin()
+
+class Creator(trt.IPluginCreatorV3One):
+    def __init__(self):
+        trt.IPluginCreatorV3One.__init__(self)
+        self.name, self.plugin_namespace, self.plugin_version = "ResidualAddRelu", "resnet_deploy", "1"
+        self.field_names = trt.PluginFieldCollection([])
+
+    def create_plugin(self, name, fc, phase):
+        return Plugin()
+
+assert trt.get_plugin_registry().register_creator(Creator(), "resnet_deploy")
+from resnet_deploy.backends.tensorrt.builder import EngineBuildOptions, build_engine
+from resnet_deploy.errors import UserError
+try:
+    build_engine(onnx.load(sys.argv[1]), sys.argv[2], EngineBuildOptions(max_batch=2))
+except UserError as exc:
+    print("REFUSED", exc)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx_bindings") is None, reason="TensorRT-RTX is not installed")
+def test_tensorrt_rtx_with_a_registered_creator_is_refused_not_aborted(tmp_path: Path) -> None:
+    """Item 7: with a creator registered, TensorRT-RTX's parser creates the plugin and then calls std::terminate
+    (seen); the build is refused in one line before the parser runs, and the process lives on."""
+    onnx_path = tmp_path / "fused.onnx"
+    onnx.save(_fused_tiny(), str(onnx_path))
+    out = tmp_path / "f.engine"
+    proc = subprocess.run(
+        [sys.executable, "-c", _RTX_CREATOR, str(onnx_path), str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("REFUSED")]
+    assert "TensorRT-RTX cannot build node" in line and "resnet_deploy::ResidualAddRelu" in line
+    assert not out.exists()
+
+
+@pytest.mark.skipif(compat.available() is None or compat.info().flavour != "tensorrt_rtx", reason="TensorRT-RTX only")
+def test_plugin_engine_on_tensorrt_rtx_is_refused_up_front_in_one_line(tmp_path: Path) -> None:
+    """Item 7, through the CLI: refused before export or calibration, exit 2, one line, nothing written."""
+    out = tmp_path / "p.engine"
+    cmd = [sys.executable, "-m", "resnet_deploy", "build", "--backend", "tensorrt", "--residual-fusion", "plugin"]
+    proc = subprocess.run([*cmd, "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "TensorRT-RTX" in lines[0] and "--residual-fusion native" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plugin_impl_option_is_checked() -> None:
+    from resnet_deploy.build import BuildOptions
+    from resnet_deploy.build.options import validate
+
+    with pytest.raises(UserError, match="unknown plugin implementation"):
+        EngineBuildOptions(plugin_impl="jit").validate()
+    with pytest.raises(UserError, match="--plugin-impl only applies to --residual-fusion plugin or auto"):
+        validate(BuildOptions(engine=EngineBuildOptions(plugin_impl="aot")))
+    validate(BuildOptions(residual_fusion="plugin", engine=EngineBuildOptions(plugin_impl="python")))
+
+
+# ----------------------------------------------------------------------------- logger, warnings in the summary
+
+
+def test_one_logger_for_the_process_and_errors_of_later_builds_reach_it(tmp_path: Path) -> None:
+    """Item 13: TensorRT keeps the first logger it was given (NVIDIA/TensorRT#1475); there is only one."""
+    from resnet_deploy.backends.tensorrt import log
+
+    assert log.logger() is log.logger()
+    build_engine(tiny_graph(), tmp_path / "a.engine", EngineBuildOptions(max_batch=2))
+    with log.capture() as cap, pytest.raises(UserError, match="MyUnknownOp"):
+        build_engine(tiny_graph(op="MyUnknownOp"), tmp_path / "b.engine", EngineBuildOptions(max_batch=2))
+    assert any("MyUnknownOp" in m for m in cap.errors())
+
+
+def test_tensorrt_build_warnings_are_in_the_text_summary(tmp_path: Path) -> None:
+    """'Also': what the TensorRT build warned about shows in `build`'s text summary, not only in --json."""
+    out = tmp_path / "m.engine"
+    cmd = [sys.executable, "-m", "resnet_deploy", "build", "--backend", "tensorrt", "-o", str(out)]
+    proc = subprocess.run(
+        [*cmd, "--max-batch", "2", "--hardware-compat", "ampere_plus"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    warned = [ln for ln in proc.stdout.splitlines() if ln.startswith("WARNING: TensorRT: ")]
+    if compat.info().flavour == "tensorrt_rtx":
+        assert any("ignores hardware compatibility" in ln for ln in warned), proc.stdout
+    meta = sc.read(sc.sidecar_path(out))
+    assert meta["extra"]["plugin_layers"] == 0 and meta["extra"]["residual_fusion"] == "native"

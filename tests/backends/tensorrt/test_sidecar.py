@@ -125,7 +125,8 @@ def test_gpu_rules() -> None:
         (lambda m: m.update(format="other/1"), r"\$\.format"),
         (lambda m: m.update(surprise=1), "unknown key 'surprise'"),
         (lambda m: m["build_options"].update(nested={"a": 1}), "must be a scalar"),
-        (lambda m: m["preprocessing"].update(mean=[float("nan")]), "finite number"),
+        (lambda m: m["preprocessing"].update(mean=[float("nan")]), "not a JSON number"),  # NaN is no JSON
+        (lambda m: m["model"].update(top1=10**4000), "out of range"),  # OverflowError in math.isfinite before
         (lambda m: m["layers"]["items"][0].pop("type"), r"items\[0\]\.type is missing"),
     ],
 )
@@ -145,3 +146,36 @@ def test_sidecar_that_is_not_json(built: tuple[Path, bytes, bytes], tmp_path: Pa
         side.write_bytes(junk)
         with pytest.raises(UserError, match="sidecar"):
             sc.read(side)
+
+
+@needs_trt
+@pytest.mark.parametrize(
+    ("junk", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # RecursionError before (issue #14 item 10)
+        (b'{"format": ' + b"9" * 5000 + b"}", "not valid JSON"),  # int beyond the digit limit: ValueError before
+        (b'{"a": NaN}', "not a JSON number"),
+        (b'{"a": Infinity}', "not a JSON number"),
+    ],
+)
+def test_hostile_sidecar_json_is_one_line(
+    built: tuple[Path, bytes, bytes], tmp_path: Path, copy_engine: Any, junk: bytes, message: str
+) -> None:
+    path = copy_engine(built, tmp_path)
+    sc.sidecar_path(path).write_bytes(junk)
+    with pytest.raises(UserError, match=message) as err:
+        sc.verify_engine_file(path, compat.info(), None)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+@needs_trt
+def test_huge_integers_in_numeric_fields_are_refused_not_overflowed(
+    built: tuple[Path, bytes, bytes], tmp_path: Path, copy_engine: Any
+) -> None:
+    for field in ("top1",):
+        path = copy_engine(built, tmp_path, lambda m, f=field: m["model"].update({f: 10**4000}))
+        with pytest.raises(UserError, match=r"\$\.model\.top1 is out of range"):
+            sc.verify_engine_file(path, compat.info(), None)
+    path = copy_engine(built, tmp_path, lambda m: m["preprocessing"].update(mean=[10**300, 1]))
+    with pytest.raises(UserError, match="out of range"):
+        sc.verify_engine_file(path, compat.info(), None)
