@@ -145,6 +145,11 @@ class TensorRTCudaRunner(_EventTimed):
 
     Compute is the engine's ``predict_async`` (``execute_async_v3`` on our stream), captured into a CUDA graph
     when ``cuda_graphs`` is set and capture succeeds; a failed capture falls back to plain enqueues, noted.
+
+    The capture runs on ``self.stream``, the stream ``predict_async`` enqueues on, after two plain enqueues
+    (trtexec ``sampleInference.cpp``: initialisation is never captured). ``predict_async`` sees the capture
+    (``cudaStreamIsCapturing``) and then neither waits on nor records an event from outside it: a wait on an
+    event recorded before the capture is ``cudaErrorStreamCaptureIsolation``, which made every capture fail.
     """
 
     def __init__(self, model: Any, cuda_graphs: bool = True) -> None:

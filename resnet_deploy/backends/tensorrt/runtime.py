@@ -1,21 +1,41 @@
 """Running TensorRT engines on a GPU: the only module of resnet-deploy that needs a TensorRT-capable GPU.
 
-No machine this project is developed or tested on can execute a line below that touches a CUDA device: full
-TensorRT cannot be installed anywhere here, and TensorRT-RTX does not run on the H100/H200 test GPU (compute
-capability 9.0). Everything here is written to the documented TensorRT 10.x Python API (type-checked with mypy
-against ``tensorrt-stubs`` 10.13) and cuda-python's ``cuda.bindings.runtime``; its tests are marked
-``tensorrt_gpu`` and skip without one. What *has* run: the checks that refuse to start (no GPU, bad sidecar,
-tampered engine), which happen before any CUDA call.
+No machine this project is developed or tested on can run TensorRT on a GPU: full TensorRT cannot be installed
+anywhere here, and TensorRT-RTX does not run on the H100/H200 test GPU (compute capability 9.0). So this module is
+written to NVIDIA's own sources and checked in three ways: mypy against ``tensorrt-stubs`` 10.13; the pure parts
+(:func:`plan_chunks`, the 256-byte rule) on the CPU; the CUDA parts that need no TensorRT (:class:`CudaPython`,
+:class:`GraphRunner`, :func:`run_chunks`) by ``benchmarks/device_checks.py`` on a plain CUDA GPU with a kernel in
+place of ``execute_async_v3``. What has run everywhere: the refusals before any CUDA call (no GPU, bad sidecar,
+tampered engine) and :func:`make_runtime` on TensorRT-RTX.
 
-Design: one ``IExecutionContext`` per model, guarded by a lock (a context is not thread-safe); device buffers
-for the profile's maximum batch, allocated once; the tensor-name API (``set_input_shape``,
-``set_tensor_address``, ``execute_async_v3``); optional CUDA-graph capture per batch size for the numpy path
-(fixed buffers, so a captured graph stays valid); torch CUDA tensors bypass host copies (``data_ptr``).
+Sources followed:
+
+- trtexec ``samples/common/sampleInference.cpp`` (``Iteration::createEnqueueFunction``) and ``sampleDevice.h``
+  (``TrtCudaGraph``): one plain enqueue before capturing a CUDA graph (initialisation must not be captured),
+  ``cudaStreamCaptureModeThreadLocal``, plain enqueues when capture fails (``endCaptureOnError``: end the
+  capture, destroy a partial graph, clear the error), the graph exec destroyed with its owner.
+- trtexec ``sampleEngines.cpp`` and Polygraphy ``backend/trt/loader.py`` (``EngineFromBytes``):
+  ``runtime.engine_host_code_allowed = True`` before deserializing a version-compatible engine (its lean runtime is
+  host code embedded in the plan); here only for engines whose sidecar says they are version-compatible.
+- TensorRT's I/O tensor addresses must be 256-byte aligned (``IExecutionContext::setTensorAddress``); every bool
+  result of ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3`` is checked.
+- cuda-python ``cuda.bindings.runtime`` (12.x/13.x signatures: ``cudaGraphInstantiate(graph, flags)``,
+  ``cudaStreamBeginCapture(stream, mode)``, ``cudaStreamIsCapturing(stream)``); PyCUDA for users who have it
+  (``pycuda/autoprimaryctx.py``: a retained primary context is pushed for use and popped after; events have no
+  handle).
+- PyTorch's stream semantics for zero-copy tensors: the engine's stream waits on the tensor's stream
+  (``wait_stream``) and the tensors are marked used on it (``record_stream``) so the caching allocator does not
+  hand their memory out while TensorRT still reads or writes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +50,92 @@ from .sidecar import verify_engine_file
 if TYPE_CHECKING:
     import tensorrt as trt
 
+ALIGN = 256  # bytes: TensorRT's alignment rule for I/O tensor addresses
 
-# ------------------------------------------------------------------------------------- CUDA host API wrapper
+
+# ---------------------------------------------------------------------------------------------- chunk planning
 
 
-class _CudaPython:
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``start .. start + rows`` of a batch; ``staged``: run through the model's own aligned buffers."""
+
+    start: int
+    rows: int
+    staged: bool
+
+
+def aligned_step(max_batch: int, row_bytes: tuple[int, ...], align: int = ALIGN) -> int:
+    """The largest batch <= ``max_batch`` after which every tensor's next row is ``align``-byte aligned again
+    (0 when no such batch exists: then only the first chunk of an aligned tensor can be read in place)."""
+    unit = 1
+    for row in row_bytes:
+        unit = math.lcm(unit, align // math.gcd(row, align))
+    return (max_batch // unit) * unit
+
+
+def plan_chunks(
+    n: int,
+    max_batch: int,
+    min_batch: int,
+    row_bytes: tuple[int, int],
+    pointers: tuple[int, int],
+    align: int = ALIGN,
+) -> list[Chunk]:
+    """Split ``n`` rows of an input at ``pointers[0]`` and an output at ``pointers[1]`` (rows of ``row_bytes``)
+    into engine runs. A chunk is bound in place only when both its addresses are ``align``-aligned and it holds at
+    least ``min_batch`` rows; any other chunk is staged (copied through the model's own, aligned buffers and
+    padded up to ``min_batch``). Chunk sizes keep in-place chunks aligned when the row sizes allow it."""
+    step = aligned_step(max_batch, row_bytes, align)
+    chunks: list[Chunk] = []
+    i = 0
+    while i < n:
+        rest = n - i
+        addresses = (pointers[0] + i * row_bytes[0], pointers[1] + i * row_bytes[1])
+        if all(a % align == 0 for a in addresses):
+            rows = rest if rest <= max_batch else (step or max_batch)
+            if rows >= min_batch:
+                chunks.append(Chunk(i, rows, staged=False))
+                i += rows
+                continue
+        rows = min(rest, max_batch)
+        chunks.append(Chunk(i, rows, staged=True))
+        i += rows
+    return chunks
+
+
+BindEnqueue = Callable[[int, int, int, int], None]  # (rows, input address, output address, stream)
+
+
+def run_chunks(
+    cuda: Any,
+    chunks: list[Chunk],
+    pointers: tuple[int, int],
+    row_bytes: tuple[int, int],
+    staging: tuple[int, int],
+    min_batch: int,
+    stream: int,
+    bind_enqueue: BindEnqueue,
+) -> None:
+    """Enqueue every chunk on ``stream``: in place, or through ``staging`` (device buffers of at least the profile's
+    maximum batch): device-to-device copy in, zero padding up to ``min_batch``, run, copy the real rows out."""
+    (x, y), (in_row, out_row), (stage_in, stage_out) = pointers, row_bytes, staging
+    for c in chunks:
+        if not c.staged:
+            bind_enqueue(c.rows, x + c.start * in_row, y + c.start * out_row, stream)
+            continue
+        rows = max(c.rows, min_batch)
+        cuda.memcpy_d2d_async(stage_in, x + c.start * in_row, c.rows * in_row, stream)
+        if rows > c.rows:
+            cuda.memset_async(stage_in + c.rows * in_row, 0, (rows - c.rows) * in_row, stream)
+        bind_enqueue(rows, stage_in, stage_out, stream)
+        cuda.memcpy_d2d_async(y + c.start * out_row, stage_out, c.rows * out_row, stream)
+
+
+# ------------------------------------------------------------------------------------------ CUDA host API wrapper
+
+
+class CudaPython:
     """cuda-python's runtime API (``cuda.bindings.runtime``, or ``cuda.cudart`` before cuda-python 12.6)."""
 
     name = "cuda-python"
@@ -46,19 +147,39 @@ class _CudaPython:
         except ImportError:
             from cuda import cudart  # type: ignore[import-not-found,no-redef,unused-ignore]
         self.rt: Any = cudart
+        self.device = 0
+
+    def _error(self, err: Any) -> str:
+        _, text = self.rt.cudaGetErrorString(err)
+        return text.decode() if isinstance(text, bytes) else str(text)
 
     def _check(self, result: Any) -> Any:
         err, rest = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
         if err != self.rt.cudaError_t.cudaSuccess:
-            _, text = self.rt.cudaGetErrorString(err)
-            raise UserError(f"CUDA error: {text.decode() if isinstance(text, bytes) else text}")
+            raise UserError(f"CUDA error: {self._error(err)}")
         return rest[0] if len(rest) == 1 else rest
 
     def set_device(self, device: int) -> None:
+        self.device = device
         self._check(self.rt.cudaSetDevice(device))
 
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """The model's device current in the calling thread (``cudaSetDevice`` is per thread), restored after."""
+        previous = int(self._check(self.rt.cudaGetDevice()))
+        if previous != self.device:
+            self._check(self.rt.cudaSetDevice(self.device))
+        try:
+            yield
+        finally:
+            if previous != self.device:
+                self.rt.cudaSetDevice(previous)
+
+    def release(self) -> None:
+        """Nothing to release: the runtime API's primary context belongs to the process."""
+
     def malloc(self, nbytes: int) -> int:
-        return int(self._check(self.rt.cudaMalloc(nbytes)))
+        return int(self._check(self.rt.cudaMalloc(max(nbytes, 1))))
 
     def free(self, ptr: int) -> None:
         self._check(self.rt.cudaFree(ptr))
@@ -80,6 +201,13 @@ class _CudaPython:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._check(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream))
 
+    def memcpy_d2d_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        self._check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream))
+
+    def memset_async(self, dst: int, value: int, nbytes: int, stream: int) -> None:
+        self._check(self.rt.cudaMemsetAsync(dst, value, nbytes, stream))
+
     def event_create(self) -> int:
         return int(self._check(self.rt.cudaEventCreateWithFlags(self.rt.cudaEventDisableTiming)))
 
@@ -89,19 +217,38 @@ class _CudaPython:
     def event_record(self, event: int, stream: int) -> None:
         self._check(self.rt.cudaEventRecord(event, stream))
 
+    def event_sync(self, event: int) -> None:
+        self._check(self.rt.cudaEventSynchronize(event))
+
     def stream_wait(self, stream: int, event: int) -> None:
         self._check(self.rt.cudaStreamWaitEvent(stream, event, 0))
 
+    def is_capturing(self, stream: int) -> bool:
+        status = self._check(self.rt.cudaStreamIsCapturing(stream))
+        return bool(status != self.rt.cudaStreamCaptureStatus.cudaStreamCaptureStatusNone)
+
     def capture_begin(self, stream: int) -> None:
+        # sampleDevice.h TrtCudaGraph::beginCapture: thread-local mode.
         mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
         self._check(self.rt.cudaStreamBeginCapture(stream, mode))
 
-    def capture_end(self, stream: int) -> int:
-        graph = self._check(self.rt.cudaStreamEndCapture(stream))
+    def capture_end(self, stream: int, ok: bool) -> int | None:
+        """End the capture; an instantiated graph exec when ``ok`` and the capture held, else None with the partial
+        graph destroyed and the sticky error cleared (sampleDevice.h ``endCapture`` / ``endCaptureOnError``)."""
+        err, graph = self.rt.cudaStreamEndCapture(stream)
+        if err != self.rt.cudaError_t.cudaSuccess or not ok:
+            if err == self.rt.cudaError_t.cudaSuccess and graph is not None and int(graph) != 0:
+                self.rt.cudaGraphDestroy(graph)
+            self.rt.cudaGetLastError()
+            return None
         try:
-            return int(self._check(self.rt.cudaGraphInstantiate(graph, 0)))
+            err, graph_exec = self.rt.cudaGraphInstantiate(graph, 0)
         finally:
-            self._check(self.rt.cudaGraphDestroy(graph))
+            self.rt.cudaGraphDestroy(graph)
+        if err != self.rt.cudaError_t.cudaSuccess:
+            self.rt.cudaGetLastError()
+            return None
+        return int(graph_exec)
 
     def graph_launch(self, graph_exec: int, stream: int) -> None:
         self._check(self.rt.cudaGraphLaunch(graph_exec, stream))
@@ -110,8 +257,13 @@ class _CudaPython:
         self._check(self.rt.cudaGraphExecDestroy(graph_exec))
 
 
-class _PyCuda:
-    """PyCUDA, for users who have it instead of cuda-python: no CUDA graphs, no foreign (torch) streams."""
+class PyCuda:
+    """PyCUDA, for users who have it instead of cuda-python: no CUDA graphs, no foreign (torch) streams.
+
+    As ``pycuda/autoprimaryctx.py``: the device's primary context is retained once, pushed for every use and popped
+    after (a context left pushed makes PyCUDA abort at exit), and dropped by :meth:`release`.
+    PyCUDA's ``Event`` has no ``handle`` (``wrap_cudadrv.cpp``), so events are kept under ids of our own.
+    """
 
     name = "pycuda"
     graphs = False
@@ -123,15 +275,30 @@ class _PyCuda:
         self._allocs: dict[int, Any] = {}
         self._streams: dict[int, Any] = {}
         self._events: dict[int, Any] = {}
+        self._ids = itertools.count(1)
         self._ctx: Any = None
 
     def set_device(self, device: int) -> None:
         self.cuda.init()
         self._ctx = self.cuda.Device(device).retain_primary_context()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        if self._ctx is None:
+            raise UserError("this model's CUDA context has been released")
         self._ctx.push()
+        try:
+            yield
+        finally:
+            self.cuda.Context.pop()
+
+    def release(self) -> None:
+        """Drop the retained primary context, as ``autoprimaryctx._finish_up`` does after its pop: PyCUDA's
+        context destructor releases it (``cuDevicePrimaryCtxRelease``)."""
+        self._ctx = None
 
     def malloc(self, nbytes: int) -> int:
-        alloc = self.cuda.mem_alloc(nbytes)
+        alloc = self.cuda.mem_alloc(max(nbytes, 1))
         self._allocs[int(alloc)] = alloc
         return int(alloc)
 
@@ -160,10 +327,16 @@ class _PyCuda:
     def dtoh_async(self, dst: np.ndarray, src: int, stream: int) -> None:
         self.cuda.memcpy_dtoh_async(dst, src, self._stream(stream))
 
+    def memcpy_d2d_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
+        self.cuda.memcpy_dtod_async(dst, src, nbytes, self._stream(stream))
+
+    def memset_async(self, dst: int, value: int, nbytes: int, stream: int) -> None:
+        self.cuda.memset_d8_async(dst, value, nbytes, self._stream(stream))
+
     def event_create(self) -> int:
-        e = self.cuda.Event(self.cuda.event_flags.DISABLE_TIMING)
-        self._events[int(e.handle)] = e
-        return int(e.handle)
+        event_id = next(self._ids)
+        self._events[event_id] = self.cuda.Event(self.cuda.event_flags.DISABLE_TIMING)
+        return event_id
 
     def event_destroy(self, event: int) -> None:
         self._events.pop(event, None)
@@ -171,13 +344,19 @@ class _PyCuda:
     def event_record(self, event: int, stream: int) -> None:
         self._events[event].record(self._stream(stream))
 
+    def event_sync(self, event: int) -> None:
+        self._events[event].synchronize()
+
     def stream_wait(self, stream: int, event: int) -> None:
         self._stream(stream).wait_for_event(self._events[event])
+
+    def is_capturing(self, stream: int) -> bool:
+        return False
 
     def capture_begin(self, stream: int) -> None:
         raise NotImplementedError
 
-    def capture_end(self, stream: int) -> int:
+    def capture_end(self, stream: int, ok: bool) -> int | None:
         raise NotImplementedError
 
     def graph_launch(self, graph_exec: int, stream: int) -> None:
@@ -187,23 +366,93 @@ class _PyCuda:
         raise NotImplementedError
 
 
-def _cuda_api() -> _CudaPython | _PyCuda:
+def _cuda_api() -> CudaPython | PyCuda:
     which = compat.cuda_api()
     if which == "cuda-python":
-        return _CudaPython()
+        return CudaPython()
     if which == "pycuda":
-        return _PyCuda()
+        return PyCuda()
     raise UserError("running TensorRT engines needs `cuda-python` (pip install cuda-python) or PyCUDA")
+
+
+# ------------------------------------------------------------------------------------------------ CUDA graphs
+
+
+class GraphRunner:
+    """One CUDA graph per key (the batch size), captured the way trtexec does (``sampleInference.cpp``): a plain
+    enqueue first, then capture; when capture fails the key runs plain enqueues from then on, with one warning.
+    Graph execs are destroyed by :meth:`close`; none is leaked on a failed capture."""
+
+    def __init__(self, cuda: Any, enabled: bool) -> None:
+        self.cuda = cuda
+        self.enabled = enabled and bool(getattr(cuda, "graphs", False))
+        self._graphs: dict[int, int | None] = {}
+        self.warnings: list[str] = []
+
+    def run(self, key: int, stream: int, enqueue: Callable[[int], bool]) -> bool:
+        """Run once on ``stream``; returns whether a graph was launched."""
+        if not self.enabled:
+            _require(enqueue(stream), "TensorRT failed to enqueue the inference")
+            return False
+        if key not in self._graphs:
+            # Initialisation (first-run allocations, lazy module loads) must not be captured.
+            _require(enqueue(stream), "TensorRT failed to enqueue the inference")
+            self.cuda.stream_sync(stream)
+            self._graphs[key] = self._capture(stream, enqueue)
+            if self._graphs[key] is None:
+                self.warnings.append(f"CUDA graph capture failed for batch {key}: plain enqueues are used for it")
+                return False  # the warm-up enqueue above already produced this run's output
+        graph = self._graphs[key]
+        if graph is None:
+            _require(enqueue(stream), "TensorRT failed to enqueue the inference")
+            return False
+        self.cuda.graph_launch(graph, stream)
+        return True
+
+    def _capture(self, stream: int, enqueue: Callable[[int], bool]) -> int | None:
+        self.cuda.capture_begin(stream)
+        try:
+            # The engine may hold operations capture does not permit: enqueue then returns False (sampleInference).
+            ok = bool(enqueue(stream))
+        except Exception:
+            ok = False
+        return self.cuda.capture_end(stream, ok)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        graphs, self._graphs = self._graphs, {}
+        for graph in graphs.values():
+            if graph is not None:
+                self.cuda.graph_destroy(graph)
+
+
+def _require(ok: object, message: str) -> None:
+    """TensorRT reports failure of ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3`` as False."""
+    if not ok:
+        raise UserError(message)
 
 
 # ------------------------------------------------------------------------------------------ deserialization
 
 
-def deserialize_engine_bytes(data: bytes, logger: trt.ILogger | None = None) -> tuple[trt.Runtime, trt.ICudaEngine]:
+def make_runtime(logger: trt.ILogger | None = None, version_compatible: bool = False) -> trt.Runtime:
+    """A ``trt.Runtime`` on the process logger; allowed to run the lean runtime a version-compatible engine embeds
+    (trtexec ``sampleEngines.cpp``: ``setEngineHostCodeAllowed(true)`` when ``versionCompatible``)."""
+    from .log import logger as process_logger
+
+    runtime = compat.trt.Runtime(logger or process_logger())
+    if version_compatible:
+        if not hasattr(runtime, "engine_host_code_allowed"):
+            raise UserError(f"{compat.info().describe()} cannot load version-compatible engines")
+        runtime.engine_host_code_allowed = True
+    return runtime
+
+
+def deserialize_engine_bytes(
+    data: bytes, logger: trt.ILogger | None = None, version_compatible: bool = False
+) -> tuple[trt.Runtime, trt.ICudaEngine]:
     """``IRuntime.deserialize_cuda_engine`` with a one-line error; returns the runtime too, which callers keep
     alive as long as the engine. Needs a GPU."""
-    trt_mod = compat.trt
-    runtime = trt_mod.Runtime(logger or trt_mod.Logger(trt_mod.Logger.ERROR))
+    runtime = make_runtime(logger, version_compatible)
     engine = runtime.deserialize_cuda_engine(data)
     if engine is None:
         raise UserError(
@@ -215,8 +464,18 @@ def deserialize_engine_bytes(data: bytes, logger: trt.ILogger | None = None) -> 
 
 def deserialize_engine(path: str | Path, device: int = 0) -> tuple[trt.Runtime, trt.ICudaEngine]:
     """Verify ``path`` against its sidecar and the running TensorRT/GPU, then deserialize it. Needs a GPU."""
-    data, _, _ = verify_engine_file(path, compat.info(), compat.gpu(device))
-    return deserialize_engine_bytes(data)
+    data, meta, _ = verify_engine_file(path, compat.info(), compat.gpu(device))
+    return deserialize_engine_bytes(data, version_compatible=bool(meta["build_options"].get("version_compatible")))
+
+
+def register_engine_plugin(meta: dict[str, Any]) -> None:
+    """Register what a plugin engine needs to deserialize: the Python plugin (an AOT plugin is in the engine)."""
+    extra = meta.get("extra") or {}
+    has_plugin = extra.get("residual_fusion") == "plugin" or int(extra.get("plugin_layers") or 0) > 0
+    if has_plugin and extra.get("plugin_impl", "python") == "python":
+        from .plugin.registration import register_python_plugin  # the module: the package imports us (timing)
+
+        register_python_plugin()
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -245,35 +504,36 @@ class TensorRTModel(InferenceModel):
             raise UserError(f"cannot run {path}: {reason}")
         data, meta, self.warnings = verify_engine_file(path, compat.info(), compat.gpu(device), sidecar)
         # ---- below this line: needs a GPU TensorRT runs on ----
+        self.device = device
+        self._closed = True  # until every resource below exists
         self._cuda = _cuda_api()
         self._cuda.set_device(device)
-        if meta["extra"].get("residual_fusion") == "plugin":
-            # the Python IPluginV3 lives in this process: TensorRT needs it registered before deserializing
-            from .plugin import register_python_plugin
+        try:
+            with self._cuda.active():
+                register_engine_plugin(meta)
+                version_compatible = bool(meta["build_options"].get("version_compatible"))
+                self._runtime, self.engine = deserialize_engine_bytes(data, version_compatible=version_compatible)
+                self._setup(path, meta, cuda_graphs)
+        except BaseException:
+            self._cuda.release()
+            raise
 
-            register_python_plugin()
-        self._runtime, self.engine = deserialize_engine_bytes(data)
+    def _setup(self, path: Path, meta: dict[str, Any], cuda_graphs: bool) -> None:
         trt_mod = compat.trt
-        inputs = [
-            self.engine.get_tensor_name(i)
-            for i in range(self.engine.num_io_tensors)
-            if self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) == trt_mod.TensorIOMode.INPUT
-        ]
-        outputs = [
-            self.engine.get_tensor_name(i)
-            for i in range(self.engine.num_io_tensors)
-            if self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) == trt_mod.TensorIOMode.OUTPUT
-        ]
+        engine = self.engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt_mod.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt_mod.TensorIOMode.OUTPUT]
         if len(inputs) != 1 or not outputs:
             raise UserError(f"{path}: expected one input and at least one output, got {inputs} / {outputs}")
         if inputs[0] != meta["input"]["name"]:
             raise UserError(f"{path}: engine input {inputs[0]!r} differs from the sidecar's {meta['input']['name']!r}")
         in_name, out_name = inputs[0], outputs[0]
-        mn, _, mx = (tuple(compat.dims_list(s)) for s in self.engine.get_tensor_profile_shape(in_name, 0))
+        mn, _, mx = (tuple(compat.dims_list(s)) for s in engine.get_tensor_profile_shape(in_name, 0))
         self.min_batch = mn[0]
-        self._in_dtype = np.dtype(compat.numpy_dtype(self.engine.get_tensor_dtype(in_name)))
-        self._out_dtype = np.dtype(compat.numpy_dtype(self.engine.get_tensor_dtype(out_name)))
-        self._out_tail = tuple(compat.dims_list(self.engine.get_tensor_shape(out_name)))[1:]
+        self._in_dtype = np.dtype(compat.numpy_dtype(engine.get_tensor_dtype(in_name)))
+        self._out_dtype = np.dtype(compat.numpy_dtype(engine.get_tensor_dtype(out_name)))
+        self._out_tail = tuple(compat.dims_list(engine.get_tensor_shape(out_name)))[1:]
         super().__init__(
             input_name=in_name,
             input_shape=(None, *mx[1:]),
@@ -285,35 +545,49 @@ class TensorRTModel(InferenceModel):
         )
         self.precision = str(meta["precision"])
         self.sidecar = meta
-        self.context = self.engine.create_execution_context()
+        context = engine.create_execution_context()
+        if context is None:
+            raise UserError(f"{path}: TensorRT could not create an execution context (out of device memory?)")
+        self.context = context
         self._lock = threading.Lock()
         self._stream = self._cuda.stream_create()
         self._done = self._cuda.event_create()  # recorded after every enqueue: orders work across streams
         self._extra_outputs = outputs[1:]
-        self._in_ptr = self._cuda.malloc(int(np.prod(mx)) * self._in_dtype.itemsize)
+        self._in_row = int(np.prod(mx[1:])) * self._in_dtype.itemsize
+        self._out_row = int(np.prod(self._out_tail)) * self._out_dtype.itemsize
+        self._in_ptr = self._cuda.malloc(mx[0] * self._in_row)  # cudaMalloc: 256-byte aligned
         self._out_ptrs: dict[str, int] = {}
         for name in outputs:
-            tail = tuple(compat.dims_list(self.engine.get_tensor_shape(name)))[1:]
-            itemsize = np.dtype(compat.numpy_dtype(self.engine.get_tensor_dtype(name))).itemsize
+            tail = tuple(compat.dims_list(engine.get_tensor_shape(name)))[1:]
+            itemsize = np.dtype(compat.numpy_dtype(engine.get_tensor_dtype(name))).itemsize
             self._out_ptrs[name] = self._cuda.malloc(mx[0] * int(np.prod(tail)) * itemsize)
-        self._use_graphs = cuda_graphs and self._cuda.graphs
-        self._graphs: dict[int, int] = {}
+        self._graphs = GraphRunner(self._cuda, cuda_graphs)
+        self._torch_stream: Any = None
         self._closed = False
 
     # -- helpers --------------------------------------------------------------------------------------------
 
-    def _bind(self, batch: int, in_ptr: int, out_ptr: int) -> None:
-        shape = (batch, *self.input_shape[1:])
-        if not self.context.set_input_shape(self.input_name, shape):
-            raise UserError(f"TensorRT rejected input shape {shape} (profile {self.min_batch}..{self.max_batch})")
-        self.context.set_tensor_address(self.input_name, in_ptr)
-        self.context.set_tensor_address(self.output_name, out_ptr)
+    def _bind(self, rows: int, in_ptr: int, out_ptr: int) -> None:
+        shape = (rows, *self.input_shape[1:])
+        _require(
+            self.context.set_input_shape(self.input_name, shape),
+            f"TensorRT rejected input shape {shape} (profile {self.min_batch}..{self.max_batch})",
+        )
+        for name, ptr in ((self.input_name, in_ptr), (self.output_name, out_ptr)):
+            if ptr % ALIGN:
+                raise UserError(f"internal error: {name} address {ptr:#x} is not {ALIGN}-byte aligned")
+            _require(self.context.set_tensor_address(name, ptr), f"TensorRT rejected the address of {name}")
         for name in self._extra_outputs:
-            self.context.set_tensor_address(name, self._out_ptrs[name])
+            _require(
+                self.context.set_tensor_address(name, self._out_ptrs[name]), f"TensorRT rejected the address of {name}"
+            )
 
-    def _enqueue(self, stream: int) -> None:
-        if not self.context.execute_async_v3(stream):
-            raise UserError("TensorRT failed to enqueue the inference")
+    def _enqueue(self, stream: int) -> bool:
+        return bool(self.context.execute_async_v3(stream))
+
+    def _bind_enqueue(self, rows: int, in_ptr: int, out_ptr: int, stream: int) -> None:
+        self._bind(rows, in_ptr, out_ptr)
+        _require(self._enqueue(stream), "TensorRT failed to enqueue the inference")
 
     def _pad(self, x: np.ndarray) -> np.ndarray:
         # A batch below the profile minimum (the tail of a split batch) is padded; the padding is dropped after.
@@ -330,27 +604,15 @@ class TensorRTModel(InferenceModel):
         out = np.empty((b, *self._out_tail), dtype=self._out_dtype)
         with self._lock:
             self._check_open()
-            s = self._stream
-            self._cuda.stream_wait(s, self._done)
-            self._cuda.htod_async(self._in_ptr, x, s)
-            self._bind(b, self._in_ptr, self._out_ptrs[self.output_name])
-            if self._use_graphs:
-                graph = self._graphs.get(b)
-                if graph is None:
-                    # TensorRT asks for one plain enqueue after a shape change before capturing.
-                    self._enqueue(s)
-                    self._cuda.capture_begin(s)
-                    try:
-                        self._enqueue(s)
-                    finally:
-                        graph = self._cuda.capture_end(s)
-                    self._graphs[b] = graph
-                self._cuda.graph_launch(graph, s)
-            else:
-                self._enqueue(s)
-            self._cuda.dtoh_async(out, self._out_ptrs[self.output_name], s)
-            self._cuda.event_record(self._done, s)
-            self._cuda.stream_sync(s)
+            with self._cuda.active():
+                s = self._stream
+                self._cuda.stream_wait(s, self._done)  # the staging buffers may be in use on a caller's stream
+                self._cuda.htod_async(self._in_ptr, x, s)
+                self._bind(b, self._in_ptr, self._out_ptrs[self.output_name])
+                self._graphs.run(b, s, self._enqueue)
+                self._cuda.dtoh_async(out, self._out_ptrs[self.output_name], s)
+                self._cuda.event_record(self._done, s)
+                self._cuda.stream_sync(s)
         return out[:n]
 
     def _check_open(self) -> None:
@@ -366,56 +628,94 @@ class TensorRTModel(InferenceModel):
         return super().predict(batch)
 
     def predict_async(self, batch: Any, stream: Any = None, sync: bool = False) -> Any:
-        """Enqueue a CUDA torch tensor on ``stream`` (a ``torch.cuda.Stream``, a raw handle, or None for torch's
-        current stream) and return the output CUDA tensor without waiting; the caller synchronizes the stream.
-        Zero-copy: TensorRT reads ``batch.data_ptr()`` and writes into a fresh torch tensor."""
+        """Enqueue a CUDA torch tensor and return the output CUDA tensor without waiting.
+
+        ``stream``: a ``torch.cuda.Stream`` or a raw handle to enqueue on (the caller synchronizes it), or None:
+        the model's own stream, ordered after torch's current stream and before it again, so the result can be
+        used on the current stream at once. Zero-copy: TensorRT reads ``batch`` and writes a fresh tensor in place
+        where their addresses are 256-byte aligned, through the model's own buffers where not. Inside a CUDA graph
+        capture on ``stream`` no cross-stream event is used (capture forbids waiting on work outside it)."""
         import torch
 
         if not _is_cuda_tensor(batch):
             raise UserError("predict_async takes a CUDA torch tensor")
+        device_index = batch.device.index if batch.device.index is not None else torch.cuda.current_device()
+        if device_index != self.device:
+            raise UserError(f"the tensor is on cuda:{device_index}, the model on cuda:{self.device}")
         x = batch.contiguous()
         want = _torch_dtype(self.input_dtype)
         if x.dtype != want:
             raise UserError(f"input dtype {x.dtype} does not match the model's {want}")
         if x.ndim != len(self.input_shape) or tuple(x.shape[1:]) != tuple(self.input_shape[1:]) or x.shape[0] == 0:
             raise UserError(f"input has shape {tuple(x.shape)}; the model takes {self.describe_shape()}")
-        if stream is None:
-            handle = int(torch.cuda.current_stream(x.device).cuda_stream)
-        else:
-            handle = int(getattr(stream, "cuda_stream", stream))
-        step = self.max_batch or x.shape[0]
-        if x.shape[0] % step and x.shape[0] % step < self.min_batch:
-            raise UserError(f"batch {x.shape[0]} leaves a remainder below the engine's minimum batch {self.min_batch}")
-        out = torch.empty((x.shape[0], *self._out_tail), dtype=_torch_dtype(self._out_dtype), device=x.device)
         with self._lock:
             self._check_open()
-            self._cuda.stream_wait(handle, self._done)
-            for i in range(0, x.shape[0], step):
-                chunk, dest = x[i : i + step], out[i : i + step]
-                self._bind(chunk.shape[0], int(chunk.data_ptr()), int(dest.data_ptr()))
-                self._enqueue(handle)
-            self._cuda.event_record(self._done, handle)
+            with self._cuda.active():
+                current = torch.cuda.current_stream(x.device)
+                own = stream is None
+                if own:
+                    if self._torch_stream is None:
+                        self._torch_stream = torch.cuda.ExternalStream(self._stream, device=x.device)
+                    target = self._torch_stream
+                elif isinstance(stream, torch.cuda.Stream):
+                    target = stream
+                else:
+                    target = torch.cuda.ExternalStream(int(stream), device=x.device)
+                handle = int(target.cuda_stream)
+                capturing = self._cuda.is_capturing(handle)
+                same = handle == int(current.cuda_stream)
+                out = torch.empty((x.shape[0], *self._out_tail), dtype=_torch_dtype(self._out_dtype), device=x.device)
+                if not capturing:
+                    if not same:
+                        target.wait_stream(current)  # x was produced, and out allocated, on the current stream
+                    self._cuda.stream_wait(handle, self._done)  # the staging buffers' previous user
+                plan = plan_chunks(
+                    x.shape[0],
+                    self.max_batch or x.shape[0],
+                    self.min_batch,
+                    (self._in_row, self._out_row),
+                    (int(x.data_ptr()), int(out.data_ptr())),
+                )
+                run_chunks(
+                    self._cuda,
+                    plan,
+                    (int(x.data_ptr()), int(out.data_ptr())),
+                    (self._in_row, self._out_row),
+                    (self._in_ptr, self._out_ptrs[self.output_name]),
+                    self.min_batch,
+                    handle,
+                    self._bind_enqueue,
+                )
+                if not capturing:
+                    self._cuda.event_record(self._done, handle)
+                    if not same:
+                        x.record_stream(target)  # the caching allocator must not reuse them before `target` is done
+                        out.record_stream(target)
+                        if own:
+                            current.wait_stream(target)
         if sync:
-            self._cuda.stream_sync(handle)
+            target.synchronize()
         return out
 
     def close(self) -> None:
-        """Free device memory, graphs and the stream (idempotent)."""
+        """Wait for every enqueued inference, on any stream, then free graphs, memory and the stream (idempotent)."""
         if getattr(self, "_closed", True):
             return
         with self._lock:
             self._closed = True
-            self._cuda.stream_sync(self._stream)
-            for graph in self._graphs.values():
-                self._cuda.graph_destroy(graph)
-            self._graphs.clear()
-            for ptr in [self._in_ptr, *self._out_ptrs.values()]:
-                self._cuda.free(ptr)
-            self._cuda.event_destroy(self._done)
-            self._cuda.stream_destroy(self._stream)
-            del self.context
-            del self.engine
-            del self._runtime
+            with self._cuda.active():
+                self._cuda.event_sync(self._done)  # the last enqueue on any stream (each waited for the one before)
+                self._cuda.stream_sync(self._stream)
+                self._graphs.close()
+                for ptr in [self._in_ptr, *self._out_ptrs.values()]:
+                    self._cuda.free(ptr)
+                self._cuda.event_destroy(self._done)
+                self._torch_stream = None
+                self._cuda.stream_destroy(self._stream)
+                del self.context
+                del self.engine
+                del self._runtime
+            self._cuda.release()
 
     def __del__(self) -> None:
         try:
