@@ -32,6 +32,7 @@ ENGINE_FLAGS = {
     "version_compatible": "--version-compatible",
     "hardware_compat": "--hardware-compat",
     "profiling_verbosity": "--profiling-verbosity",
+    "plugin_impl": "--plugin-impl",
 }
 INT8_FLAGS = {
     "placement": "--qdq-placement",
@@ -108,6 +109,8 @@ def validate(options: BuildOptions) -> None:
         raise UserError(f"--eval-samples must be at least 1, got {options.eval_samples}")
     if (options.int8.max_accuracy_drop is None) != (options.eval_data is None):
         raise UserError("--max-accuracy-drop and --eval-data go together")
+    if options.engine.plugin_impl is not None and options.residual_fusion == "native":
+        raise UserError("--plugin-impl only applies to --residual-fusion plugin or auto")
     if options.int8.max_accuracy_drop is not None and not 0 <= options.int8.max_accuracy_drop <= 100:
         raise UserError(f"--max-accuracy-drop must be between 0 and 100 points, got {options.int8.max_accuracy_drop}")
 
@@ -151,6 +154,14 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
         raise UserError(
             "--qdq-placement onnxruntime does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it for engines"
         )
+    if backend == "tensorrt" and options.engine.timing_cache is not None:
+        from ..backends.tensorrt.builder import check_timing_cache_path
+
+        check_timing_cache_path(options.engine.timing_cache)  # a FIFO or device is never read
+    if backend == "tensorrt" and options.residual_fusion == "plugin":
+        from ..backends.tensorrt.plugin import plugin_impl
+
+        plugin_impl(options.engine.plugin_impl)  # one line where the plugin cannot be built (TensorRT-RTX, < 10.9 AOT)
     engine_given = changed(options.engine, ENGINE_FLAGS)
     if backend == "onnxruntime" and engine_given:
         raise UserError(f"{engine_given[0]} only applies to the TensorRT backend")

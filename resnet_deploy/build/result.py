@@ -65,6 +65,8 @@ class BuildResult:
             lines.append(f"residual fusion: {self.residual_fusion.get('chosen')}")
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"WARNING: {w}" for w in self.warnings]
+        if self.engine is not None:  # what the TensorRT build said (ignored options, lean runtime, ...)
+            lines += [f"WARNING: TensorRT: {w}" for w in self.engine.warnings]
         what = "engine" if self.backend == "tensorrt" else "ONNX"
         lines.append(
             f"wrote {what} {self.output} ({self.output_bytes / 1e6:.2f} MB, {self.precision}, {self.backend}) "

@@ -286,7 +286,7 @@ def backend_build(
             result.reports.append(timed.fusion_report)
         return timed.model
     result.engine = build_engine(model, result.output, options.engine, info, extra, calibration)
-    return model
+    return result.engine.onnx_model or model  # what TensorRT parsed (the plugin node form of its version)
 
 
 def write(options: BuildOptions, model: onnx.ModelProto, backend: str, result: BuildResult, say: Say) -> None:

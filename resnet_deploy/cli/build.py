@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q.add_argument("--eval-samples", type=int, default=2000, metavar="N", help="images for the search (2000)")
     t = p.add_argument_group("TensorRT")
     t.add_argument("--residual-fusion", choices=("native", "plugin", "auto"), default="native")
+    t.add_argument(
+        "--plugin-impl",
+        choices=("aot", "python"),
+        help="plugin engines: 'aot' embeds the kernel (runs without Python; TensorRT 10.9+, the default there), "
+        "'python' needs resnet-deploy at run time",
+    )
     t.add_argument("--min-batch", type=int)
     t.add_argument("--opt-batch", type=int)
     t.add_argument("--max-batch", type=int)
@@ -94,6 +100,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
             timing_cache=args.timing_cache,
             version_compatible=args.version_compatible,
             hardware_compat=args.hardware_compat,
+            plugin_impl=args.plugin_impl,
         )
     )
     return BuildOptions(

@@ -17,6 +17,7 @@ from typing import Any
 
 import onnx
 
+from ...errors import UserError
 from ...info import ModelInfo
 from ...passes.residual_fusion import fuse_residual_add_relu
 from . import sidecar
@@ -60,20 +61,41 @@ def build_timed_engines(
     say: Callable[[str], None] = lambda _msg: None,
 ) -> TimedChoice:
     """Build the native and the plugin engine of ``model`` next to ``out``, time both here, keep the faster at
-    ``out``. Needs full TensorRT with a GPU."""
-    from .plugin import register_python_plugin, residual_fusion_choice, time_engines
+    ``out``. Needs full TensorRT with a GPU. A plugin engine that fails to build or to run (every TensorRT bool
+    is checked while timing) loses: the native engine is kept and the note says why."""
+    from .plugin import plugin_impl, residual_fusion_choice, time_engines
 
-    register_python_plugin()
+    impl = plugin_impl(options.plugin_impl)
     fused, rep = fuse_residual_add_relu(model)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".resnet-deploy-auto-") as d:
         reports = {}
-        for name, graph in (("native", model), ("plugin", fused)):
-            say(f"building the {name} engine")
-            reports[name] = build_engine(
-                graph, Path(d) / f"{name}.engine", options, info, {**extra, "residual_fusion": name}, calibration
+        say("building the native engine")
+        reports["native"] = build_engine(
+            model, Path(d) / "native.engine", options, info, {**extra, "residual_fusion": "native"}, calibration
+        )
+        say(f"building the plugin engine ({impl})")
+        failed = None
+        try:
+            plugin_options = dataclasses.replace(options, plugin_impl=impl)
+            reports["plugin"] = build_engine(
+                fused,
+                Path(d) / "plugin.engine",
+                plugin_options,
+                info,
+                {**extra, "residual_fusion": "plugin"},
+                calibration,
             )
-        say("timing both engines on this GPU")
-        native_t, plugin_t = time_engines([reports["native"].engine_path, reports["plugin"].engine_path])
+            say("timing both engines on this GPU")
+            native_t, plugin_t = time_engines(
+                [reports["native"].engine_path, reports["plugin"].engine_path], plugin=impl
+            )
+        except UserError as exc:
+            failed = str(exc)
+        if failed is not None:
+            engine, note = keep_native_engine(reports["native"], out, failed)
+            return TimedChoice(
+                engine=engine, model=model, chosen="native", measurement={"plugin_failed": failed}, note=note
+            )
         choice = residual_fusion_choice(native_t, plugin_t)
         engine, note = keep_timed_engine(reports, choice, out)
     chosen = str(choice["residual_fusion"])
@@ -85,6 +107,25 @@ def build_timed_engines(
         note=note,
         fusion_report=rep if chosen == "plugin" else None,
     )
+
+
+def _move_pair(report: EngineBuildReport, meta: dict[str, Any], out: Path) -> EngineBuildReport:
+    """Rewrite the sidecar beside the built engine, then move the engine into place and the sidecar last (the
+    builder's order: a kill in between leaves a stale sidecar, refused as such)."""
+    meta["engine"]["file"] = out.name
+    side = sidecar.sidecar_path(out)
+    sidecar.write(report.sidecar_path, meta)
+    os.replace(report.engine_path, out)
+    os.replace(report.sidecar_path, side)
+    return dataclasses.replace(report, engine_path=out, sidecar_path=side)
+
+
+def keep_native_engine(report: EngineBuildReport, out: Path, why: str) -> tuple[EngineBuildReport, str]:
+    """Keep the native engine when the plugin engine could not be built or run; the sidecar says why."""
+    meta = sidecar.read(report.sidecar_path)
+    reason = f"auto: the plugin engine failed ({why}); native kept"
+    meta["extra"].update(residual_fusion="native", residual_fusion_reason=reason[:4000])
+    return _move_pair(report, meta, out), reason
 
 
 def keep_timed_engine(
@@ -103,14 +144,9 @@ def keep_timed_engine(
         "residual_fusion_plugin_speedup": choice["plugin_speedup"],
     }
     meta = sidecar.read(report.sidecar_path)
-    meta["engine"]["file"] = out.name
     meta["extra"].update(timing)
-    side = sidecar.sidecar_path(out)
-    sidecar.write(report.sidecar_path, meta)
-    os.replace(report.engine_path, out)
-    os.replace(report.sidecar_path, side)
     note = (
         f"auto: native {choice['native_median_ms']:.3f} ms, plugin {choice['plugin_median_ms']:.3f} ms median on "
         f"this GPU; kept {chosen}"
     )
-    return dataclasses.replace(report, engine_path=out, sidecar_path=side), note
+    return _move_pair(report, meta, out), note
