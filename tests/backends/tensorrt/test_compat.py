@@ -55,3 +55,23 @@ def test_enum_members_by_name() -> None:
     if compat.info().flavour == "tensorrt_rtx":
         assert (8, 6) in (compat.supported_compute_capabilities() or [])
         assert (9, 0) not in (compat.supported_compute_capabilities() or [])  # TensorRT-RTX skips Hopper
+
+
+def test_gpu_extra_never_resolves_to_the_cuda_13_bindings() -> None:
+    """Item 14: cuda-python 13.x's runtime needs an R580+ driver (cudaErrorInsufficientDriver on JetPack 6 and on
+    R535/R550 servers). The `gpu` extra keeps every platform on the CUDA 12 bindings, Jetson on what JetPack 6
+    ships (CUDA 12.2-12.6); `gpu-cu13` is the opt-in for R580+ drivers."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    reqs = [Requirement(r) for r in extras["gpu"]]
+    for machine, newest, too_new in (("aarch64", "12.6.3", "12.8.0"), ("x86_64", "12.9.9", "13.0.0")):
+        env = {"platform_machine": machine, "platform_system": "Linux", "sys_platform": "linux"}
+        active = [r for r in reqs if r.name == "cuda-python" and (r.marker is None or r.marker.evaluate(env))]
+        assert len(active) == 1, machine
+        spec = active[0].specifier
+        assert spec.contains("12.2.0") and spec.contains(newest), (machine, spec)
+        assert not any(spec.contains(v) for v in (too_new, "13.0.0", "13.4.4")), (machine, spec)
+    assert [Requirement(r).specifier.contains("13.4.4") for r in extras["gpu-cu13"]] == [True]
