@@ -7,7 +7,7 @@
 #   1. benchmarks/device_checks.py: what a CUDA GPU without TensorRT can show of the TensorRT path (issue #13):
 #      the plugin's cuda-python launch path against torch, the runtime's stream/event/CUDA-graph handling on a
 #      captured kernel (with a failing capture), the 256-byte chunking through staging buffers;
-#   2. benchmarks/bench_residual_kernel.py --quick: the fused residual add+ReLU kernels against torch.relu(a + b)
+#   2. benchmarks/bench_residual_kernel.py --build --quick: the fused residual add+ReLU kernels against torch.relu(a + b)
 #      (FP32/INT8 exact, FP16 within 1 ulp, poisoned outputs) and their bandwidth against a D2D copy (issue #6);
 #   3. benchmarks/gpu_baselines.py: PyTorch FP32 and FP16 channels-last CUDA-graph baselines for resnet18/50 at
 #      224 (issue #7), stopped with SIGINT when the budget runs out (it then writes what it measured).
@@ -80,7 +80,7 @@ fi
 step "device_checks" 120 TERM $PY benchmarks/device_checks.py --out "$OUT/device_checks"
 
 # 2. kernel correctness and bandwidth
-step "bench_residual_kernel" 170 TERM $PY benchmarks/bench_residual_kernel.py --quick --out-dir "$OUT/kernel"
+step "bench_residual_kernel" 170 TERM $PY benchmarks/bench_residual_kernel.py --build --quick --out-dir "$OUT/kernel"
 
 # 3. PyTorch GPU baselines with whatever time is left (SIGINT: the benchmark writes what it has)
 step "gpu_baselines" 400 INT $PY benchmarks/gpu_baselines.py --batch 1,8,32,128,256 --duration 1 --out "$OUT/gpu"
