@@ -423,6 +423,7 @@ def _killed_build(tmp_path: Path, out: Path, target: str, max_batch: int) -> Non
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
 
+@pytest.mark.slow
 def test_a_kill_between_the_renames_leaves_a_stale_sidecar_not_a_lying_one(tmp_path: Path) -> None:
     out = tmp_path / "m.engine"
     old = build_engine(tiny_graph(), out, EngineBuildOptions(max_batch=2))
@@ -441,6 +442,7 @@ def test_a_kill_between_the_renames_leaves_a_stale_sidecar_not_a_lying_one(tmp_p
     sc.verify_engine_file(out, compat.info(), None)
 
 
+@pytest.mark.slow
 def test_a_kill_at_the_first_rename_keeps_the_old_pair_and_the_temp_files_go_next_run(tmp_path: Path) -> None:
     out = tmp_path / "m.engine"
     build_engine(tiny_graph(), out, EngineBuildOptions(max_batch=2))
@@ -473,6 +475,7 @@ raise SystemExit(code)
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_tensorrt_build_writes_nothing_and_exits_130(tmp_path: Path) -> None:
     """Issue #14 item 6: before, pybind11 swallowed the KeyboardInterrupt raised in the logger callback, the
     build went on and wrote a complete engine."""
@@ -645,6 +648,7 @@ def test_one_logger_for_the_process_and_errors_of_later_builds_reach_it(tmp_path
     assert any("MyUnknownOp" in m for m in cap.errors())
 
 
+@pytest.mark.slow
 def test_tensorrt_build_warnings_are_in_the_text_summary(tmp_path: Path) -> None:
     """'Also': what the TensorRT build warned about shows in `build`'s text summary, not only in --json."""
     out = tmp_path / "m.engine"
