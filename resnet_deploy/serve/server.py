@@ -146,9 +146,12 @@ class TritonServer:
         self.config_name = (CPU_CONFIG if not gpu_visible() else None) if config_name == "auto" else config_name
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self._own_work_dir = work_dir is None
-        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="resnet-deploy-triton."))
-        self.log_path = self.work_dir / "tritonserver.log"
+        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.gettempdir()) / "resnet-deploy-triton.unstarted"
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / "tritonserver.log"
 
     @property
     def pid(self) -> int | None:
@@ -170,7 +173,8 @@ class TritonServer:
             "--exit-on-error=true",
             "--strict-readiness=true",
             "--disable-auto-complete-config",
-            f"--exit-timeout-secs={max(1, int(self.stop_timeout / 2))}",
+            # open keep-alive connections hold the server this long after SIGTERM (then it unloads the models)
+            f"--exit-timeout-secs={max(1, int(self.stop_timeout / 4))}",
             # one shared-memory namespace per server: several servers on one machine never share regions
             f"--backend-config=python,shm-region-prefix-name=resnet_deploy_{os.getpid()}_{secrets.token_hex(4)}_",
         ]
@@ -184,6 +188,8 @@ class TritonServer:
         """Start the server and wait (at most ``start_timeout`` s) until every model is ready."""
         if self.process is not None:
             raise UserError("this server was started already")
+        if self._own_work_dir:  # made only now: a server that never starts leaves nothing behind
+            self.work_dir = Path(tempfile.mkdtemp(prefix="resnet-deploy-triton."))
         backends = prepare_backends(self.env, self.work_dir / "backends")
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -259,7 +265,7 @@ class TritonServer:
     def close(self) -> None:
         """Stop, then remove the work folder this server made."""
         self.stop()
-        if self._own_work_dir:
+        if self._own_work_dir and self.process is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def __enter__(self) -> TritonServer:
