@@ -298,10 +298,9 @@ def triton_server(
 ) -> Iterator[TritonServer]:
     """A running server on a repository written by :func:`triton_repo` for ``models`` into a temporary folder;
     stopped and removed on leaving the block. Port 0 = a free port (the default here)."""
-    env = find_server_environment(server_env)  # before writing anything: the usual reason to fail
     work = Path(tempfile.mkdtemp(prefix="resnet-deploy-serve."))
     try:
-        repo = triton_repo(
+        repo = triton_repo(  # first: the user's files are the likeliest thing to be wrong
             models,
             work / "repository",
             max_batch=max_batch,
@@ -311,6 +310,7 @@ def triton_server(
         )
         if any(m.platform == "tensorrt_plan" for m in repo.models) and not gpu_visible():
             raise UserError("TensorRT plans need an NVIDIA GPU, and none is visible here: serve the .onnx instead")
+        env = find_server_environment(server_env)
         server = TritonServer(
             repo.path,
             env=env,
