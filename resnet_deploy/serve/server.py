@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -137,11 +138,8 @@ class TritonServer:
         if not self.repository.is_dir():
             raise UserError(f"model repository {self.repository} is not a folder")
         self.env = env or find_server_environment(server_env)
-        ports = [p if p else free_port(address if address not in ("0.0.0.0", "") else DEFAULT_ADDRESS)
-                 for p in (http_port, grpc_port, metrics_port)]  # fmt: skip
-        if len(set(ports)) != 3 or not all(0 < p < 65536 for p in ports):
-            raise UserError(f"the HTTP, gRPC and metrics ports must be three different ports in 1..65535: {ports}")
-        self.endpoints = Endpoints(address, *ports)
+        self._asked = (http_port, grpc_port, metrics_port)
+        self.endpoints = self._choose_ports(address)
         # Without a GPU, Triton refuses KIND_GPU instances: read each model's configs/cpu.pbtxt where it has one.
         self.config_name = (CPU_CONFIG if not gpu_visible() else None) if config_name == "auto" else config_name
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
@@ -152,6 +150,14 @@ class TritonServer:
     @property
     def log_path(self) -> Path:
         return self.work_dir / "tritonserver.log"
+
+    def _choose_ports(self, address: str) -> Endpoints:
+        """The ports asked for, with a free one for each 0."""
+        probe_at = address if address not in ("0.0.0.0", "") else DEFAULT_ADDRESS
+        ports = [p if p else free_port(probe_at) for p in self._asked]
+        if len(set(ports)) != 3 or not all(0 < p < 65536 for p in ports):
+            raise UserError(f"the HTTP, gRPC and metrics ports must be three different ports in 1..65535: {ports}")
+        return Endpoints(address, *ports)
 
     @property
     def pid(self) -> int | None:
@@ -185,12 +191,29 @@ class TritonServer:
         return cmd
 
     def start(self) -> TritonServer:
-        """Start the server and wait (at most ``start_timeout`` s) until every model is ready."""
+        """Start the server and wait (at most ``start_timeout`` s) until every model is ready. A port picked
+        free (0) that another process took meanwhile is picked again, twice at most."""
         if self.process is not None:
             raise UserError("this server was started already")
         if self._own_work_dir:  # made only now: a server that never starts leaves nothing behind
             self.work_dir = Path(tempfile.mkdtemp(prefix="resnet-deploy-triton."))
         backends = prepare_backends(self.env, self.work_dir / "backends")
+        for attempt in range(3):
+            try:
+                return self._start(backends)
+            except UserError as exc:
+                # "Socket 'host:port' already in use" (HTTP, metrics); "... resolved for 'host:port' {" (gRPC)
+                busy = re.search(r":(\d+)'? (?:already in use)|:(\d+)' \{", str(exc))
+                e = self.endpoints
+                ports = (e.http_port, e.grpc_port, e.metrics_port)
+                picked = {p for p, asked in zip(ports, self._asked, strict=True) if not asked}
+                if busy is None or int(busy.group(1) or busy.group(2)) not in picked or attempt == 2:
+                    raise
+                self.process = None
+                self.endpoints = self._choose_ports(self.endpoints.address)
+        raise AssertionError("unreachable")
+
+    def _start(self, backends: Path) -> TritonServer:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command(backends),
@@ -226,9 +249,21 @@ class TritonServer:
             if code is not None:
                 raise UserError(f"tritonserver exited with code {code} before it was ready: {self.log_problem()}")
             if self.ready():
+                failed = self._log_lines("failed to start")  # e.g. the metrics port: the server runs without it
+                if failed:
+                    raise UserError(f"tritonserver {failed[0]} (log: {self.log_path})")
                 return
             time.sleep(0.1)
         raise UserError(f"tritonserver was not ready after {self.start_timeout:.0f} s: {self.log_problem()}")
+
+    def _log_lines(self, needle: str) -> list[str]:
+        """Error lines of the server log that contain ``needle``, without Triton's prefix."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        errors = [ln for ln in lines if ln[:1] == "E" and ln[1:5].isdigit() and needle in ln]
+        return [ln.split("] ", 1)[-1].strip().strip('"').strip() for ln in errors]
 
     def log_problem(self) -> str:
         """The server log's most telling error: why a model failed to load, else its first error, else its last

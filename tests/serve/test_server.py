@@ -317,3 +317,25 @@ def test_busy_or_repeated_ports_are_refused(server_env: Any, tmp_path: Path) -> 
         TritonServer(tmp_path, env=server_env, http_port=9000, grpc_port=9000, metrics_port=0)
     with pytest.raises(UserError, match="is not a folder"):
         TritonServer(tmp_path / "missing", env=server_env)
+
+
+@pytest.mark.slow
+def test_a_port_in_use_is_one_line_even_where_triton_would_run_without_it(
+    server_env: Any, bundled_onnx: dict[str, Path], tmp_path: Path
+) -> None:
+    """Triton starts without its metrics service when that port is taken: refused here, not half served."""
+    import socket
+
+    repo = triton_repo([bundled_onnx["fmnist_resnet20_fp32"]], tmp_path / "repo")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for ports in (
+            {"http_port": port, "grpc_port": 0, "metrics_port": 0},
+            {"http_port": 0, "grpc_port": 0, "metrics_port": port},
+        ):
+            server = TritonServer(repo.path, env=server_env, **ports)
+            with pytest.raises(UserError, match=f"127.0.0.1:{port}' already in use"):
+                server.__enter__()
+            assert not _alive(int(server.pid or 0))
