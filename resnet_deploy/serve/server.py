@@ -346,6 +346,13 @@ def triton_server(
         if any(m.platform == "tensorrt_plan" for m in repo.models) and not gpu_visible():
             raise UserError("TensorRT plans need an NVIDIA GPU, and none is visible here: serve the .onnx instead")
         env = find_server_environment(server_env)
+        platforms = {m.platform for m in repo.models}
+        if "onnxruntime_onnx" in platforms and env.onnxruntime_version is None:
+            raise UserError(f"{env.prefix} has no onnxruntime, which the server's ONNX backend runs on: pip install it")
+        if "tensorrt_plan" in platforms and env.resnet_deploy_version is None:
+            raise UserError(
+                f"{env.prefix} has no resnet-deploy, which loads plans there: pip install 'resnet-deploy[serve]'"
+            )
         server = TritonServer(
             repo.path,
             env=env,

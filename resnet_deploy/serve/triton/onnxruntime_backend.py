@@ -39,7 +39,7 @@ class TritonPythonModel:
         for which in ("intra_op", "inter_op"):
             if f"{which}_thread_count" in params:
                 setattr(options, f"{which}_num_threads", int(params[f"{which}_thread_count"]["string_value"]))
-        providers = ["CPUExecutionProvider"]
+        providers: list[Any] = ["CPUExecutionProvider"]  # names, or (name, options) pairs
         if args.get("model_instance_kind") == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(args["model_instance_device_id"])}))
         self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
