@@ -10,6 +10,8 @@ command              function                                        module
 ``eval``             :func:`evaluate_model`, :func:`evaluate`        :mod:`resnet_deploy.evaluate`
 ``inspect``          :func:`inspect_model`                           :mod:`resnet_deploy.inspection`
 ``bench``            :func:`bench`, :func:`run_benchmark`            :mod:`resnet_deploy.benchmark`
+``triton-repo``      :func:`triton_repo`                             :mod:`resnet_deploy.serve`
+``serve``            :func:`serve`, :func:`triton_server`            :mod:`resnet_deploy.serve`
 (any)                :func:`load`                                    :mod:`resnet_deploy.backends.loader`
 ===================  ==============================================  ==============================
 """
@@ -26,6 +28,7 @@ from .info import ModelInfo
 from .inspection import format_summary, inspect_model, inspect_onnx
 from .models.catalog import list_architectures, list_checkpoints, models_catalog
 from .models.registry import parameter_count
+from .serve import RepoResult, ServeReport, TritonServer, serve, triton_repo, triton_server
 
 __all__ = [
     "BenchConfig",
@@ -39,6 +42,9 @@ __all__ = [
     "InferenceModel",
     "ModelInfo",
     "Predictions",
+    "RepoResult",
+    "ServeReport",
+    "TritonServer",
     "bench",
     "build",
     "evaluate",
@@ -60,4 +66,7 @@ __all__ = [
     "predict",
     "run_benchmark",
     "save_npy",
+    "serve",
+    "triton_repo",
+    "triton_server",
 ]

@@ -20,6 +20,8 @@ COMMAND_FUNCTIONS = {
     "eval": "evaluate_model",
     "inspect": "inspect_model",
     "bench": "bench",
+    "triton_repo": "triton_repo",
+    "serve": "serve",
 }
 
 

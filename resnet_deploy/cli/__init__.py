@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 from ..errors import UserError
 
-COMMANDS = ("models", "export", "build", "infer", "eval", "inspect", "bench")
+COMMANDS = ("models", "export", "build", "infer", "eval", "inspect", "bench", "triton_repo", "serve")  # modules
 
 
 def make_parser() -> argparse.ArgumentParser:
