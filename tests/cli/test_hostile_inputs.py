@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import stat
 import struct
 import subprocess
@@ -290,6 +291,7 @@ def make_corpus(d: Path) -> Path:
     np.save(d / "x33.npy", np.zeros((1, 1, 3, 3), np.float32))
     np.save(d / "huge64.npy", np.full((2, 1, 8, 8), 1e300))  # finite float64, infinite as float32
     np.save(d / "huge28.npy", np.full((1, 1, 28, 28), 1e300))
+    np.savez(d / "d28.npz", x=rng.random((16, 1, 28, 28), dtype=np.float32), y=np.arange(16) % 10)
 
     SECRET.tofile(d / "secret.bin")
     onnx.save(secret_if_model(), d / "secret_if.onnx")
@@ -368,10 +370,43 @@ ROOT = os.geteuid() == 0
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def made_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = make_corpus(tmp_path_factory.mktemp("hostile"))
     calibration_caches(d)
     return d
+
+
+def clone(src: Path, dest: Path) -> Path:
+    """A copy of the corpus that a command which breaks its promise may destroy without spoiling the next test:
+    small files copied, checkpoints hard-linked (every writer replaces files by rename, so the originals stay; ONNX
+    Runtime refuses hard-linked external data, so secret.bin must be a copy), hard links kept as hard links,
+    symlinks, FIFOs and device nodes made anew, never opened."""
+    dest.mkdir()
+    seen: dict[int, Path] = {}
+    for path in sorted(src.rglob("*")):
+        target, st = dest / path.relative_to(src), os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            target.symlink_to(os.readlink(path))
+        elif stat.S_ISDIR(st.st_mode):
+            target.mkdir()
+        elif stat.S_ISFIFO(st.st_mode):
+            os.mkfifo(target)
+        elif stat.S_ISCHR(st.st_mode):
+            os.mknod(target, 0o666 | stat.S_IFCHR, st.st_rdev)
+        elif st.st_ino in seen:
+            os.link(seen[st.st_ino], target)
+        elif st.st_size < 1024**2:
+            shutil.copy2(path, target)
+        else:
+            os.link(path, target)
+        seen.setdefault(st.st_ino, target)
+    return dest
+
+
+@pytest.fixture
+def corpus(made_once: Path, tmp_path: Path) -> Path:
+    """The hostile inputs, fresh for each test."""
+    return clone(made_once, tmp_path / "corpus")
 
 
 def test_the_secret_model_is_a_real_attack(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -492,7 +527,7 @@ def test_a_model_that_answers_nan_is_refused_not_printed(corpus: Path) -> None:
         (["build", "--weights", "nan.safetensors", "-o", "o.onnx"], "'conv1.weight' holds NaN or infinite"),
         (["export", "--weights", "negvar.safetensors", "-o", "o.onnx"], "'bn1.running_var' is negative"),
         (["export", "--weights", "int8.safetensors", "-o", "o.onnx"], "'conv1.weight' is int8, not floating point"),
-        (["eval", "int8.safetensors", "--data", "d.npz"], "is int8, not floating"),
+        (["eval", "int8.safetensors", "--data", "d28.npz"], "is int8, not floating"),
         (["infer", "nan.safetensors", "--input", "huge28.npy"], "holds NaN or infinite"),
         (["build", "--onnx", "nan.onnx", "-o", "o.onnx"], "weight 'w1' holds NaN or infinite values"),
         (["build", "--onnx", "negvar.onnx", "-o", "o.onnx"], "BatchNormalization 'bn' has variance \\+ epsilon -1"),
