@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_write_text, check_writable
+from ._io import atomic_write_text, check_no_collisions, check_writable
 from .backends.base import InferenceModel
-from .backends.loader import load
+from .backends.loader import load, model_files
 from .data.datasets import Dataset, open_dataset
 from .errors import UserError
 from .info import describe_or_shape
@@ -148,6 +148,17 @@ def _check_input(model: InferenceModel, dataset: Dataset, role: str) -> None:
         raise UserError(f"{dataset.spec} has samples of shape {shape}; the {role} takes {model.describe_shape()}")
 
 
+def _check_finite(logits: np.ndarray, role: str) -> None:
+    """NaN or infinite logits are broken weights or overflow: scoring them would report chance-level accuracy as a
+    measurement."""
+    bad = int((~np.isfinite(logits).all(axis=1)).sum())
+    if bad:
+        raise UserError(
+            f"the {role} gave NaN or infinite logits for {bad} of {logits.shape[0]} images in a batch: its weights "
+            "are broken or the data overflows it; no accuracy reported"
+        )
+
+
 def _cast(x: np.ndarray, model: InferenceModel) -> np.ndarray:
     # FP16 graphs may take float16 input; the data pipeline always produces float32.
     return x if x.dtype == model.input_dtype else x.astype(model.input_dtype)
@@ -206,6 +217,7 @@ def evaluate(
             logits = np.asarray(model.predict(_cast(x, model)), dtype=np.float32)
             if logits.ndim != 2 or logits.shape[0] != x.shape[0]:
                 raise UserError(f"the model returned shape {logits.shape}; expected (batch, classes) logits")
+            _check_finite(logits, "model")
             if num_outputs is None:
                 num_outputs = int(logits.shape[1])
                 if dataset.num_classes > num_outputs:
@@ -241,6 +253,7 @@ def evaluate(
                 ref_logits = np.asarray(reference.predict(_cast(x, reference)), dtype=np.float32)
                 if ref_logits.shape != logits.shape:
                     raise UserError(f"the reference returned shape {ref_logits.shape}, the model {logits.shape}")
+                _check_finite(ref_logits, "reference model")
                 ref_pred = np.argsort(-ref_logits, axis=1, kind="stable")[:, 0]
                 agree += int((ref_pred == pred).sum())
                 ref_correct += int((ref_pred == y).sum())
@@ -293,6 +306,12 @@ def evaluate_model(
         raise UserError(f"--limit must be at least 1, got {limit}")
     if output is not None:
         check_writable(output)  # fail before a long evaluation, not after
+        inputs = [*model_files(model).items()]
+        if reference is not None:
+            inputs += model_files(reference, "--reference").items()
+        if data is not None and Path(data).exists():
+            inputs.append(("--data", data))
+        check_no_collisions({"-o": output}, inputs)
     loaded = load(model, arch=arch)
     ref_model = None
     try:

@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._io import parse_json
 from .errors import UserError
 
 CHECKPOINT_FORMAT = "resnet-deploy-checkpoint/1"
@@ -55,30 +57,89 @@ class ModelInfo:
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str], source: str = "metadata") -> ModelInfo:
-        """Parse and validate metadata written by :meth:`to_metadata`."""
+        """Parse and validate metadata written by :meth:`to_metadata` (untrusted: it comes from checkpoint and ONNX
+        files); every value is bounded JSON and every number within :data:`LIMITS`."""
         if "arch" not in meta:
             raise UserError(f"{source}: no 'arch' in the checkpoint metadata")
         kwargs: dict[str, Any] = {"arch": meta["arch"]}
+
+        def value(key: str) -> Any:
+            try:
+                return parse_json(meta[key], f"'{key}'", max_depth=2)
+            except UserError as exc:
+                raise _Malformed(str(exc)) from None
+
         try:
             for key in ("num_classes", "in_channels", "input_size"):
                 if key in meta:
-                    kwargs[key] = int(json.loads(meta[key]))
+                    kwargs[key] = _integer(value(key), key)
             for key in ("mean", "std"):
                 if key in meta:
-                    kwargs[key] = [float(v) for v in json.loads(meta[key])]
+                    kwargs[key] = [_number(v, key) for v in _list(value(key), key)]
             if "labels" in meta:
-                kwargs["labels"] = [str(v) for v in json.loads(meta["labels"])]
+                kwargs["labels"] = [str(v) for v in _list(value("labels"), "labels")]
             if "top1" in meta:
-                kwargs["top1"] = float(json.loads(meta["top1"]))
-        except (ValueError, TypeError) as exc:
+                kwargs["top1"] = _number(value("top1"), "top1")
+        except _Malformed as exc:
             raise UserError(f"{source}: malformed checkpoint metadata ({exc})") from None
         for key in ("dataset", "name"):
             if key in meta:
                 kwargs[key] = meta[key]
         info = cls(**kwargs)
-        if info.mean is not None and (info.std is None or len(info.mean) != len(info.std)):
-            raise UserError(f"{source}: mean and std must both be given with the same length")
+        info.validate(source)
         return info
+
+    def validate(self, source: str = "metadata") -> None:
+        """One line for a field out of its sane range (a class count of 10^12 would be a giant allocation)."""
+        for key, (low, high) in LIMITS.items():
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+                raise UserError(f"{source}: {key} {_short(v)} is out of range ({low}..{high})")
+        if (self.mean is None) != (self.std is None) or (
+            self.mean is not None and self.std is not None and len(self.mean) != len(self.std)
+        ):
+            raise UserError(f"{source}: mean and std must both be given with the same length")
+        if self.mean is not None and self.std is not None:
+            if len(self.mean) not in (1, self.in_channels):
+                raise UserError(f"{source}: {len(self.mean)} mean values for {self.in_channels} input channels")
+            if not all(math.isfinite(m) for m in self.mean) or not all(math.isfinite(v) and v > 0 for v in self.std):
+                raise UserError(f"{source}: mean must be finite, std finite and positive: {self.mean}, {self.std}")
+        if self.labels is not None and len(self.labels) > LIMITS["num_classes"][1]:
+            raise UserError(f"{source}: {len(self.labels)} labels, more than any supported class count")
+        if self.top1 is not None and not (math.isfinite(self.top1) and 0 <= self.top1 <= 100):
+            raise UserError(f"{source}: top1 {self.top1} is not a percentage")
+
+
+#: Sane ranges of the numeric fields: the largest public classification heads have ~22k classes (ImageNet-21k),
+#: multispectral inputs a few dozen channels, and export already caps the input size at 4096.
+LIMITS: dict[str, tuple[int, int]] = {"num_classes": (1, 100_000), "in_channels": (1, 512), "input_size": (1, 4096)}
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _short(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
+def _list(v: object, key: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise _Malformed(f"{key} must be a list, got {type(v).__name__}")
+    return v
+
+
+def _integer(v: object, key: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _Malformed(f"{key} must be an integer, got {_short(v)}")
+    return v
+
+
+def _number(v: object, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _Malformed(f"{key} must hold numbers, got {_short(v)}")
+    return float(v)
 
 
 # ------------------------------------------------------------------------------------------ ONNX metadata_props
@@ -91,10 +152,10 @@ def to_onnx_props(info: ModelInfo, existing: Mapping[str, str] | None = None) ->
     return meta
 
 
-def from_onnx_props(props: Mapping[str, str]) -> ModelInfo | None:
+def from_onnx_props(props: Mapping[str, str], source: str = "ONNX metadata") -> ModelInfo | None:
     """The :class:`ModelInfo` in ONNX ``metadata_props`` (as a dict), or None for a foreign ONNX file."""
     meta = {k.removeprefix(METADATA_PREFIX): v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
-    return ModelInfo.from_metadata(meta, "ONNX metadata") if "arch" in meta else None
+    return ModelInfo.from_metadata(meta, source) if "arch" in meta else None
 
 
 # ------------------------------------------------------------------------------------------------ engine sidecar
@@ -139,6 +200,7 @@ def from_sidecar(meta: Mapping[str, Any]) -> ModelInfo | None:
         info.input_size = pre["input_size"]
     info.dataset, info.labels, info.name = model.get("dataset"), model.get("labels"), model.get("name")
     info.top1 = model.get("top1")
+    info.validate("engine sidecar")
     return info
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +13,7 @@ import onnx
 from .backends.loader import ENGINE_SUFFIXES
 from .errors import UserError
 from .info import METADATA_PREFIX
-from .onnx_io import STANDARD_DOMAINS, graph_precision, info_from_onnx, load_onnx, op_counts
+from .onnx_io import STANDARD_DOMAINS, checker_message, graph_precision, info_from_onnx, load_onnx, op_counts
 
 
 def _value_info(v: onnx.ValueInfoProto) -> dict[str, Any]:
@@ -24,10 +25,61 @@ def _value_info(v: onnx.ValueInfoProto) -> dict[str, Any]:
     return {"name": v.name, "shape": dims, "dtype": dtype}
 
 
+_SUB_BYTE_BITS = {
+    getattr(onnx.TensorProto, name): bits
+    for name, bits in (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2))
+    if hasattr(onnx.TensorProto, name)
+}
+
+
+def tensor_size(t: onnx.TensorProto, source: str) -> tuple[int, int]:
+    """(values, bytes) an initializer declares, checked against the data it holds, without decoding it: a
+    ``raw_data`` whose length disagrees with the dims (or dims of many GB over a few bytes) is a one-line
+    :class:`UserError`, not a numpy reshape error."""
+    dims = [int(d) for d in t.dims]
+    if any(d < 0 for d in dims):
+        raise UserError(f"{source}: initializer '{t.name}' has negative dims {dims}")
+    values = math.prod(dims)
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        field = onnx.helper.tensor_dtype_to_field(t.data_type)
+    except (KeyError, ValueError, TypeError):
+        raise UserError(f"{source}: initializer '{t.name}' has unknown data type {t.data_type}") from None
+    bits = _SUB_BYTE_BITS.get(t.data_type)
+    nbytes = (values * bits + 7) // 8 if bits else values * itemsize
+    if t.data_type == onnx.TensorProto.STRING:
+        held, unit = len(t.string_data), "strings"
+        nbytes = sum(len(v) for v in t.string_data)
+    elif t.HasField("raw_data"):
+        held, unit = len(t.raw_data), "bytes"
+        if held != nbytes:
+            raise UserError(
+                f"{source}: initializer '{t.name}' declares dims {dims} ({nbytes:,} bytes of {_dtype_name(t)}) but "
+                f"holds {held:,} bytes of data"
+            )
+        return values, nbytes
+    else:
+        per_value = 2 if t.data_type in (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128) else 1
+        held, unit = len(getattr(t, field)) // per_value, "values"
+        if bits:  # sub-byte types pack several values into each int32_data entry: not counted here
+            held = values
+    if held != values:
+        raise UserError(
+            f"{source}: initializer '{t.name}' declares dims {dims} ({values:,} values of {_dtype_name(t)}) but "
+            f"holds {held:,} {unit}"
+        )
+    return values, nbytes
+
+
+def _dtype_name(t: onnx.TensorProto) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(t.data_type).lower()
+    except ValueError:
+        return f"type {t.data_type}"
+
+
 def inspect_onnx(path: str | Path) -> dict[str, Any]:
     """Describe an ONNX file: ops, I/O, opset, resnet-deploy metadata, precision, weights, Q/DQ and plugin nodes."""
-    from onnx import numpy_helper
-
     path = Path(path)
     try:
         model = load_onnx(path, check=False)  # inspect reports checker failures instead of refusing the file
@@ -39,15 +91,15 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         onnx.checker.check_model(model)
         checker = "ok"
     except onnx.checker.ValidationError as exc:
-        checker = "failed: " + (str(exc).strip().splitlines() or ["?"])[0]
+        checker = "failed: " + checker_message(exc)
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     init_bytes = 0
     n_params = 0
     for t in graph.initializer:
-        arr = numpy_helper.to_array(t)
-        init_bytes += arr.nbytes
-        n_params += arr.size
+        values, nbytes = tensor_size(t, str(path))
+        init_bytes += nbytes
+        n_params += values
     ops = op_counts(model)
     plugins = Counter(f"{n.domain}::{n.op_type}" for n in graph.node if n.domain not in STANDARD_DOMAINS)
     try:

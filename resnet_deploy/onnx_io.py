@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from ._io import atomic_write_bytes
@@ -39,13 +40,31 @@ def load_onnx(path: str | Path, check: bool = True) -> onnx.ModelProto:
     return model
 
 
+def checker_message(exc: Exception) -> str:
+    """The ONNX checker's message on one line: it breaks lines inside a sentence ("...however input 'b' of node:
+    \nname: n1 OpType: Relu\n is not output of any previous nodes."), so its first line alone is cut off."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def check_model(model: onnx.ModelProto, source: str = "the ONNX model") -> None:
-    """``onnx.checker.check_model`` with its first line as a one-line :class:`UserError`."""
+    """``onnx.checker.check_model``, its message as a one-line :class:`UserError`."""
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        first = (str(exc).strip().splitlines() or ["?"])[0]
-        raise UserError(f"{source} fails the ONNX checker: {first}") from None
+        raise UserError(f"{source} fails the ONNX checker: {checker_message(exc)}") from None
+
+
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+
+
+def check_finite_weights(model: onnx.ModelProto, source: str = "the ONNX model") -> None:
+    """Refuse float initializers holding NaN or infinity: such a graph runs and outputs nonsense (NaN logits, or a
+    chance-level accuracy reported as a measurement)."""
+    from onnx import numpy_helper
+
+    for t in model.graph.initializer:
+        if t.data_type in FLOAT_TYPES and not np.isfinite(numpy_helper.to_array(t)).all():
+            raise UserError(f"{source}: weight '{t.name}' holds NaN or infinite values")
 
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._io import check_input_file
 from .errors import UserError
 
 MAX_ONNX_BYTES = 2 * 1024**3  # protobuf's own limit; larger files would need external data, which we refuse
@@ -196,10 +197,9 @@ def scan(data: bytes, source: str = "the model") -> OnnxFacts:
 
 
 def read_model_file(path: str | Path) -> bytes:
-    """The bytes of an ONNX file, refusing a missing, empty or oversized one with one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"ONNX model {path} not found")
+    """The bytes of an ONNX file, refusing a missing, empty or oversized one, or one that is not a regular file
+    (a FIFO would block the read), with one line."""
+    path = check_input_file(path, "ONNX model")
     size = path.stat().st_size
     if size == 0 or size > MAX_ONNX_BYTES:
         raise UserError(f"{path} is not an ONNX model (size {size} bytes)")

@@ -29,3 +29,28 @@ def test_inputs_are_checked_before_the_model_loads(tmp_path: Path) -> None:
     np.save(tmp_path / "ints.npy", np.zeros((1, 1, 28, 28), np.int64))
     with pytest.raises(UserError, match="expected floats"):
         load_npy(tmp_path / "ints.npy")
+
+
+def test_predict_runs_large_inputs_in_batches(tmp_path: Path) -> None:
+    from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+
+    seen: list[int] = []
+
+    class Recording(OnnxRuntimeModel):
+        def _run(self, batch: np.ndarray) -> np.ndarray:
+            seen.append(batch.shape[0])
+            return super()._run(batch)
+
+    model = load("fmnist_resnet20")
+    onnx_path = tmp_path / "m.onnx"
+    from resnet_deploy.api import export_model
+
+    export_model(None, "fmnist_resnet20", onnx_path)
+    x = np.random.default_rng(0).random((1000, 1, 28, 28), dtype=np.float32)
+    with Recording(onnx_path) as m:
+        batched = predict(m, x, batch_size=96)
+        assert seen == [96] * 10 + [40]
+        whole = predict(m, x, batch_size=1000)
+    np.testing.assert_allclose(batched.logits, whole.logits, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserError, match="--batch-size must be at least 1"):
+        predict(model, x, batch_size=0)

@@ -73,3 +73,37 @@ def test_input_shape_fallback() -> None:
 def test_bad_metadata_is_one_line(meta: dict[str, str], match: str) -> None:
     with pytest.raises(UserError, match=match):
         ModelInfo.from_metadata(meta)
+
+
+@pytest.mark.parametrize(
+    "meta,match",
+    [
+        ({"arch": "resnet20", "num_classes": str(10**12)}, "num_classes 1000000000000 is out of range \\(1..100000\\)"),
+        ({"arch": "resnet20", "input_size": "99999999"}, "input_size 99999999 is out of range"),
+        ({"arch": "resnet20", "input_size": "-5"}, "input_size -5 is out of range"),
+        ({"arch": "resnet20", "in_channels": "0"}, "in_channels 0 is out of range"),
+        ({"arch": "resnet20", "num_classes": "10.5"}, "num_classes must be an integer, got 10.5"),
+        ({"arch": "resnet20", "num_classes": "true"}, "num_classes must be an integer"),
+        ({"arch": "resnet20", "num_classes": "1" * 5000}, "'num_classes': JSON holds an integer of 5000 digits"),
+        ({"arch": "resnet20", "mean": "[" * 100_000 + "]" * 100_000, "std": "[1]"}, "'mean': JSON nested deeper"),
+        ({"arch": "resnet20", "mean": "[[0.5]]", "std": "[1]"}, "nested deeper than 2|must hold numbers"),
+        ({"arch": "resnet20", "mean": '"0.5"', "std": "[1]"}, "mean must be a list"),
+        ({"arch": "resnet20", "in_channels": "1", "mean": "[0.5]", "std": "[0]"}, "std finite and positive"),
+        ({"arch": "resnet20", "in_channels": "1", "mean": "[0.5]", "std": "[NaN]"}, "NaN is not a JSON number"),
+        ({"arch": "resnet20", "in_channels": "3", "mean": "[1, 2]", "std": "[1, 2]"}, "2 mean values for 3 input"),
+        ({"arch": "resnet20", "top1": "250"}, "top1 250.0 is not a percentage"),
+        ({"arch": "resnet20", "labels": "{}"}, "labels must be a list"),
+    ],
+)
+def test_numeric_metadata_is_validated_against_sane_ranges(meta: dict[str, str], match: str) -> None:
+    # before: 10^12 classes or a 99999999-pixel input became a giant allocation (RuntimeError), deep nesting a
+    # RecursionError, and 5000 digits a ValueError about sys.set_int_max_str_digits
+    with pytest.raises(UserError, match=match):
+        ModelInfo.from_metadata(meta, "ckpt.safetensors")
+
+
+def test_sidecar_model_sections_are_validated_too() -> None:
+    sections = to_sidecar(FULL, [-1, 1, 28, 28])
+    sections["model"]["num_classes"] = 10**12
+    with pytest.raises(UserError, match="engine sidecar: num_classes 1000000000000 is out of range"):
+        from_sidecar(sections)

@@ -47,6 +47,21 @@ def model_kind(spec: str | Path) -> str:
     )
 
 
+def model_files(spec: str | Path, flag: str = "MODEL") -> dict[str, Path]:
+    """The files loading ``spec`` reads, by what the user typed, for :func:`resnet_deploy._io.check_no_collisions`:
+    the model file (a bundled name's checkpoint), and an engine's default sidecar. Empty for a missing file."""
+    bundled = bundled_checkpoints()
+    if isinstance(spec, str) and spec in bundled:  # the name wins over a file of that name, as in model_kind
+        return {flag: bundled[spec]}
+    path = Path(spec)
+    if not path.exists():
+        return {}
+    files = {flag: path}
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        files[f"{flag}'s sidecar"] = path.with_name(path.name + ".json")
+    return files
+
+
 def load(spec: str | Path, **options: Any) -> InferenceModel:
     """Load a model for inference: an ``.onnx`` file (ONNX Runtime), a TensorRT engine (``.engine``/``.plan``/
     ``.trt``), or a PyTorch checkpoint file or bundled checkpoint name (PyTorch eager, e.g. ``"fmnist_resnet20"``).

@@ -50,14 +50,16 @@ class OnnxRuntimeModel(InferenceModel):
             "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         }
         opts.graph_optimization_level = levels[optimization]
-        opts.log_severity_level = 3
+        # 4 = fatal only: ONNX Runtime logs a failing node in colour on stderr (several lines) before raising, and
+        # what it raises becomes our one line (see _run)
+        opts.log_severity_level = 4
         try:
             self.session = ort.InferenceSession(
                 data, sess_options=opts, providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"ONNX Runtime cannot load the model: {first}") from None
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise UserError(f"ONNX Runtime cannot load the model: {text}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise UserError(f"expected a model with one input, got {len(inputs)} inputs")
@@ -86,8 +88,12 @@ class OnnxRuntimeModel(InferenceModel):
             return model.SerializeToString(), info_from_onnx(model), graph_precision(model)
         data = read_model_file(model)
         facts = scan(data, str(model))
-        return data, from_onnx_props(facts.metadata), facts.precision
+        return data, from_onnx_props(facts.metadata, f"{model} (ONNX metadata)"), facts.precision
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        out: Any = self.session.run([self.output_name], {self.input_name: batch})[0]
+        try:
+            out: Any = self.session.run([self.output_name], {self.input_name: batch})[0]
+        except Exception as exc:  # ORT's Fail/InvalidArgument/RuntimeException: a node that cannot run this input
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise UserError(f"ONNX Runtime failed to run the model: {text}") from None
         return np.asarray(out)

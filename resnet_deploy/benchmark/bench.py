@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._io import check_writable
+from .._io import check_no_collisions, check_writable
+from ..backends.loader import model_files
 from ..errors import UserError
 from .core import run_benchmark
 from .gpu import cuda_available, gpu_name
@@ -22,10 +23,13 @@ class BenchOutputs:
     markdown: str | Path | None = None
     plot: str | Path | None = None
 
-    def check(self) -> None:
-        for path in (self.json, self.markdown, self.plot):
+    def check(self, inputs: list[tuple[str, str | Path | None]] | None = None) -> None:
+        """Every output writable, none the same file as another or as one of ``inputs`` ((flag, path) pairs)."""
+        named = {"--json": self.json, "--markdown": self.markdown, "--plot": self.plot}
+        for path in named.values():
             if path:
                 check_writable(path)
+        check_no_collisions({flag: path or None for flag, path in named.items()}, inputs)
         if self.plot:
             try:
                 import matplotlib  # noqa: F401
@@ -79,7 +83,11 @@ def bench(
     """
     outputs = outputs or BenchOutputs()
     config.validate()
-    outputs.check()
+    inputs = [pair for m in models for pair in model_files(m).items()]
+    inputs += model_files(weights, "--weights").items() if weights else []
+    if config.data is not None and Path(config.data).exists():
+        inputs.append(("--data", config.data))
+    outputs.check(inputs)
     device = resolve_device(device)
     targets = [load_target(m, config.threads, device, cuda_graphs) for m in models]
     dedupe_labels(targets)

@@ -22,13 +22,51 @@ import numpy as np
 from ..errors import UserError
 from .accuracy import evaluate_targets
 from .groups import add_ratios
-from .machine import machine_info, peak_gops
+from .machine import available_memory_bytes, machine_info, peak_gops
 from .spec import BenchConfig, BenchmarkInterrupted, BenchReport, Progress, Runner, Target
 from .stats import LatencyStats
 
+#: Host memory one image needs while a CPU model runs, in units of its largest activation (4 bytes a value): ONNX
+#: Runtime measured 1.1x (ResNet-18, 224x224) to 3.6x (CIFAR ResNet-20, 28x28) of it, input included (peak RSS
+#: growth per image at batch 1000-4000); 4x keeps a margin.
+ACTIVATION_FACTOR = 4
+#: The share of the available memory a benchmark may plan to use: the interpreter, ONNX Runtime's arenas and the
+#: report need the rest.
+MEMORY_SHARE = 0.8
 
-def check_batches(targets: list[Target], batches: list[int]) -> None:
-    """Refuse, before measuring anything, batches a model cannot take (engine profile max, fixed batch axis)."""
+
+def estimate_bytes(target: Target, batch: int) -> int:
+    """Host memory ``target`` needs at ``batch``: its input, and on the CPU its activations (see
+    :data:`ACTIVATION_FACTOR`). Targets that do not know their activations count their input only."""
+    dims = [int(d) for d in target.model.input_shape[1:] if d is not None]
+    per_image = math.prod(dims) * target.model.input_dtype.itemsize
+    if target.device != "cuda" and target.activation_values:
+        per_image += ACTIVATION_FACTOR * target.activation_values * 4
+    return batch * per_image
+
+
+def check_memory(targets: list[Target], batches: list[int], available: int | None) -> None:
+    """Refuse a batch whose estimated memory (every target's at once: each keeps its input and, on ONNX Runtime,
+    its arena while the others run) exceeds :data:`MEMORY_SHARE` of ``available`` bytes, instead of running until
+    the kernel kills the process."""
+    if available is None:
+        return
+    budget = MEMORY_SHARE * available
+    for b in sorted(set(batches), reverse=True):
+        need = sum(estimate_bytes(t, b) for t in targets)
+        if need > budget:
+            per_image = need / b
+            fits = int(budget // per_image)
+            raise UserError(
+                f"batch {b} needs about {need / 1e9:.1f} GB of memory (estimated: inputs and activations of "
+                f"{len(targets)} model(s)), more than the {budget / 1e9:.1f} GB this machine can spare; use a "
+                f"smaller --batch (about {fits} at most)"
+            )
+
+
+def check_batches(targets: list[Target], batches: list[int], available: int | None = None) -> None:
+    """Refuse, before measuring anything, batches a model cannot take (engine profile max, fixed batch axis) or
+    this machine cannot hold (``available`` bytes, see :func:`check_memory`)."""
     for t in targets:
         fixed = t.model.input_shape[0] if t.model.input_shape else None
         for b in batches:
@@ -41,6 +79,7 @@ def check_batches(targets: list[Target], batches: list[int]) -> None:
                 raise UserError(f"{t.label} has a fixed batch of {fixed}; batch {b} cannot run on it")
         if any(d is None for d in t.model.input_shape[1:]):
             raise UserError(f"{t.label} has dynamic image dimensions {t.model.describe_shape()}; cannot make input")
+    check_memory(targets, batches, available)
 
 
 def _timed(runner: Runner, seconds: float, min_iters: int) -> tuple[list[float], list[dict[str, float]], float]:
@@ -189,7 +228,7 @@ def run_benchmark(
     labels = [t.label for t in targets]
     if len(set(labels)) != len(labels):
         raise UserError(f"two targets share a label: {labels}")
-    check_batches(targets, config.batches)
+    check_batches(targets, config.batches, available_memory_bytes())
     machine = machine_info(gpu_name=gpu, threads=config.threads, note=config.note)
     report = BenchReport(machine=machine, config=config.to_dict())
     report.notes.append(

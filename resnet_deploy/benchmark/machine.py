@@ -43,6 +43,17 @@ def _ram_gib() -> float | None:
     return None
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says a new allocation can get without swapping (``MemAvailable``), or None off Linux."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)

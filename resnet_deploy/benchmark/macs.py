@@ -26,8 +26,14 @@ class MacCount:
     total: int = 0
     by_op: dict[str, int] = field(default_factory=dict)
     nodes: int = 0
+    #: values per image of the largest Conv/Gemm input or output: what the memory a batch needs scales with
+    largest_activation: int = 0
 
-    def add(self, op: str, macs: int) -> None:
+    def add(self, op: str, macs: int, *activations: list[int] | tuple[int, ...] | None) -> None:
+        """Count ``macs`` of one ``op`` node, and the per-image sizes of its input and output (batch axis first)."""
+        for dims in activations:
+            if dims:
+                self.largest_activation = max(self.largest_activation, math.prod(dims[1:]))
         self.total += macs
         self.by_op[op] = self.by_op.get(op, 0) + macs
         self.nodes += 1
@@ -98,12 +104,12 @@ def count_macs_onnx(model: onnx.ModelProto, input_size: int | None = None) -> Ma
             continue
         out = shapes.get(node.output[0]) if node.output else None
         if node.op_type in _CONV_OPS:
-            _, wi = _CONV_OPS[node.op_type]
+            di, wi = _CONV_OPS[node.op_type]
             w = shapes.get(node.input[wi]) if len(node.input) > wi else None
             if out is None or w is None:
                 raise UserError(f"cannot count MACs: shape of {node.op_type} '{node.name}' unknown")
             # per image: every output element needs (C_in / group) * prod(kernel) MACs = prod(w.shape[1:])
-            count.add(node.op_type, math.prod(out[1:]) * math.prod(w[1:]))
+            count.add(node.op_type, math.prod(out[1:]) * math.prod(w[1:]), out, shapes.get(node.input[di]))
         elif node.op_type in _MATMUL_OPS:
             ai, bi = _MATMUL_OPS[node.op_type]
             a = shapes.get(node.input[ai])
@@ -115,7 +121,7 @@ def count_macs_onnx(model: onnx.ModelProto, input_size: int | None = None) -> Ma
                 k = a[0] if trans_a else a[-1]
             else:
                 k = a[-1]
-            count.add(node.op_type, math.prod(out) * k)
+            count.add(node.op_type, math.prod(out) * k, out, a)
     return count
 
 
@@ -127,13 +133,14 @@ def count_macs_torch(module: object, input_shape: tuple[int, ...]) -> MacCount:
     assert isinstance(module, nn.Module)
     count = MacCount()
 
-    def conv_hook(m: nn.Module, _inp: object, out: torch.Tensor) -> None:
+    def conv_hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         assert isinstance(m, nn.Conv2d)
-        count.add("Conv", math.prod(out.shape[1:]) * (m.in_channels // m.groups) * math.prod(m.kernel_size))
+        macs = math.prod(out.shape[1:]) * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+        count.add("Conv", macs, tuple(out.shape), tuple(inp[0].shape))
 
-    def linear_hook(m: nn.Module, _inp: object, out: torch.Tensor) -> None:
+    def linear_hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         assert isinstance(m, nn.Linear)
-        count.add("Gemm", math.prod(out.shape[1:]) * m.in_features)
+        count.add("Gemm", math.prod(out.shape[1:]) * m.in_features, tuple(out.shape), tuple(inp[0].shape))
 
     handles = []
     for m in module.modules():

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_path, atomic_write_text, check_writable
+from .._io import atomic_path, atomic_write_text, check_writable, read_json
 from ..errors import UserError
 from .spec import BenchReport
 
@@ -66,10 +66,7 @@ def write_json(report: BenchReport | Mapping[str, Any], path: str | Path) -> Pat
 
 def load_json(path: str | Path) -> dict[str, Any]:
     """Read a report written by :func:`write_json` and check its schema."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read benchmark report {path}: {exc}") from None
+    data = read_json(path, "benchmark report", max_depth=16)
     try:
         validate_report(data)
     except ValueError as exc:

@@ -70,6 +70,9 @@ class Target:
     role: str = "model"  # "model" | "baseline"
     group: str | None = None
     macs_per_image: int | None = None
+    #: values per image of the model's largest activation (:attr:`.macs.MacCount.largest_activation`), for the
+    #: memory estimate that refuses a batch this machine cannot hold
+    activation_values: int | None = None
     device: str = "cpu"
     backend: str | None = None
     precision: str | None = None

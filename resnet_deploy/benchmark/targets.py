@@ -13,7 +13,7 @@ from ..backends.loader import load, model_kind
 from ..info import ModelInfo
 from ..models.bundled import bundled_checkpoints
 from .groups import group_key
-from .macs import count_macs_onnx, count_macs_torch
+from .macs import MacCount, count_macs_onnx, count_macs_torch
 from .spec import Runner, Target
 
 
@@ -22,23 +22,30 @@ def _label(info: ModelInfo | None, path: Path | None, precision: str, backend: s
     return f"{name} {precision} {backend}{suffix}"
 
 
-def macs_for(model: InferenceModel, info: ModelInfo | None) -> int | None:
-    """MACs per image: from the ONNX graph when the model is an ONNX file, else from the architecture."""
+def count_for(model: InferenceModel, info: ModelInfo | None) -> MacCount | None:
+    """MACs (and the largest activation) per image: from the ONNX graph when the model is an ONNX file, else from
+    the architecture."""
     path = model.path
     if path is not None and path.suffix.lower() == ".onnx":
         from ..onnx_io import load_onnx
 
-        return count_macs_onnx(load_onnx(path, check=False), info.input_size if info else None).total
+        return count_macs_onnx(load_onnx(path, check=False), info.input_size if info else None)
     module = getattr(model, "module", None)
     if module is not None and info is not None:
-        return count_macs_torch(module, (1, info.in_channels, info.input_size, info.input_size)).total
+        return count_macs_torch(module, (1, info.in_channels, info.input_size, info.input_size))
     if info is not None:
         from ..models.registry import ARCHITECTURES, build_model  # a network on the CPU, only to count MACs
 
         if info.arch in ARCHITECTURES:
             net = build_model(info.arch, info.num_classes, info.in_channels)
-            return count_macs_torch(net, (1, info.in_channels, info.input_size, info.input_size)).total
+            return count_macs_torch(net, (1, info.in_channels, info.input_size, info.input_size))
     return None
+
+
+def macs_for(model: InferenceModel, info: ModelInfo | None) -> int | None:
+    """MACs per image (see :func:`count_for`)."""
+    count = count_for(model, info)
+    return count.total if count is not None else None
 
 
 def _load_model(spec: str, threads: int | None, device: str, cuda_graphs: bool) -> InferenceModel:
@@ -56,12 +63,14 @@ def load_target(spec: str, threads: int | None = None, device: str = "cpu", cuda
     info = model.info
     on_cuda = model.backend == "tensorrt" or str(getattr(model, "device", "cpu")).startswith("cuda")
     dev = "cuda" if on_cuda else "cpu"
+    count = count_for(model, info)
     target = Target(
         label=_label(info, model.path, model.precision, model.backend),
         model=model,
         source=spec,
         group=group_key(info),
-        macs_per_image=macs_for(model, info),
+        macs_per_image=count.total if count is not None else None,
+        activation_values=count.largest_activation if count is not None else None,
         device=dev,
     )
     if dev == "cuda":
@@ -127,7 +136,8 @@ def add_baselines(
         if group_key(winfo) != t.group and weights is None:
             notes.append(f"baseline weights {src} describe {group_key(winfo)}, not {t.group}: skipped")
             continue
-        macs = count_macs_torch(module, (1, winfo.in_channels, winfo.input_size, winfo.input_size)).total
+        count = count_macs_torch(module, (1, winfo.in_channels, winfo.input_size, winfo.input_size))
+        macs = count.total
         if not any(x.backend == "onnxruntime" and x.precision == "fp32" for x in members):
             proto, _ = export_onnx(module, winfo)
             ort = OnnxRuntimeModel(proto, threads=threads)
@@ -139,6 +149,7 @@ def add_baselines(
                     role="baseline",
                     group=t.group,
                     macs_per_image=count_macs_onnx(proto).total,
+                    activation_values=count.largest_activation,
                 )
             )
         if not any(x.backend == "pytorch" and x.precision == "fp32" and x.device == "cpu" for x in members):
@@ -150,6 +161,7 @@ def add_baselines(
                     role="baseline",
                     group=t.group,
                     macs_per_image=macs,
+                    activation_values=count.largest_activation,
                 )
             )
         if device == "cuda":

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._io import check_writable
+from .._io import check_no_collisions, check_writable
 from ..backends.tensorrt.builder import EngineBuildOptions
 from ..errors import UserError
+from ..models.bundled import bundled_checkpoints
 from ..precision.placement import PLACEMENTS
 from ..precision.ptq import Int8Options
 
@@ -128,28 +129,14 @@ def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
 
 
 def check_outputs(options: BuildOptions, backend: str) -> Path:
-    """The output path, after checking that every output can be written and none collides with another."""
+    """The output path, after checking that every output can be written and that no two of the files the build
+    reads and writes are the same file (resolved symlinks, hard links), before any work starts."""
     out = Path(options.output)
     suffix = out.suffix.lower()
     if backend == "onnxruntime" and suffix in ENGINE_SUFFIXES:
         raise UserError(f"{out} looks like a TensorRT engine, but the backend is ONNX Runtime: name it .onnx")
     if backend == "tensorrt" and suffix == ".onnx":
         raise UserError(f"{out}: the TensorRT backend writes an engine (.engine); use --emit-onnx for the ONNX")
-    check_writable(out)
-    if backend == "tensorrt":
-        check_writable(out.with_name(out.name + ".json"))
-    paths = [out]
-    if options.emit_onnx is not None:
-        emit = check_writable(options.emit_onnx)
-        if emit.resolve() in {p.resolve() for p in paths}:
-            raise UserError("--emit-onnx must differ from the output path")
-        paths.append(emit)
-    if options.int8.cache_path is not None:
-        cache = Path(options.int8.cache_path)
-        if cache.resolve() in {p.resolve() for p in paths}:
-            raise UserError("--calib-cache must differ from the output paths")
-        if not cache.exists():
-            check_writable(cache)
     if backend == "tensorrt" and options.int8.placement == "onnxruntime":
         raise UserError(
             "--qdq-placement onnxruntime does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it for engines"
@@ -165,4 +152,30 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
     engine_given = changed(options.engine, ENGINE_FLAGS)
     if backend == "onnxruntime" and engine_given:
         raise UserError(f"{engine_given[0]} only applies to the TensorRT backend")
+    check_writable(out)
+    outputs: list[tuple[str, str | Path | None]] = [("-o", out)]
+    if backend == "tensorrt":
+        sidecar = out.with_name(out.name + ".json")
+        outputs.append(("the engine's sidecar", check_writable(sidecar)))
+    if options.emit_onnx is not None:
+        outputs.append(("--emit-onnx", check_writable(options.emit_onnx)))
+    cache = options.int8.cache_path
+    if cache is not None and not Path(cache).exists():
+        check_writable(cache)
+    # Read when they exist and written after the build: either way no other file of the build may be them.
+    outputs += [("--calib-cache", cache), ("--timing-cache", options.engine.timing_cache)]
+    weights = options.weights
+    if isinstance(weights, str) and weights in bundled_checkpoints():
+        weights = bundled_checkpoints()[weights]
+    inputs = [
+        (flag, value)
+        for flag, value in (
+            ("--onnx", options.onnx),
+            ("--weights", weights),
+            ("--calib-data", options.calib_data),
+            ("--eval-data", options.eval_data),
+        )
+        if value is not None and Path(value).exists()
+    ]
+    check_no_collisions(outputs, inputs)
     return out

@@ -14,9 +14,10 @@ from typing import Any
 
 import onnx
 
-from .._io import check_writable
+from .._io import check_no_collisions, check_writable
 from ..errors import UserError
 from ..info import ModelInfo
+from ..models.bundled import resolve_weights
 from ..onnx_io import op_counts, save_onnx
 from ..passes import PassReport
 from . import stages
@@ -122,6 +123,7 @@ def export_model(
     from ..models.weights import load_model
 
     out = check_writable(out)  # before the slow part
+    check_no_collisions({"-o": out}, {"--weights": resolve_weights(weights) if weights is not None else None})
     if not MIN_OPSET <= opset <= max_opset():
         raise UserError(f"opset {opset} is not supported (choose {MIN_OPSET}..{max_opset()})")
     if input_size is not None and not 1 <= input_size <= 4096:

@@ -9,11 +9,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from .. import __version__
 from ..errors import UserError
 
 COMMANDS = ("models", "export", "build", "infer", "eval", "inspect", "bench", "triton_repo", "serve")  # modules
+#: The longest error line printed: a message that quotes untrusted input (an IDX header of 255 dimensions, a path)
+#: must not become a kilobyte-long line; the start says what failed, the end usually why.
+MAX_ERROR_CHARS = 400
+
+
+def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``message`` on one line (newlines and runs of spaces collapsed), at most ``limit`` characters."""
+    text = " ".join(message.split())
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[: limit - tail - 5]} ... {text[-tail:]}"
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -40,9 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # numpy's RuntimeWarnings and libraries' UserWarnings are not for the user of a command: what they
+            # warn about is checked and reported in one line, or does not matter to the result.
+            warnings.simplefilter("ignore")
+            return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"resnet-deploy {args.command}: error: {exc}", file=sys.stderr)
+        print(f"resnet-deploy {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"resnet-deploy {args.command}: interrupted", file=sys.stderr)
@@ -50,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `resnet-deploy models | head`
         return 0
     except OSError as exc:  # disk full, permission lost mid-write: the atomic writers already cleaned up
-        print(f"resnet-deploy {args.command}: error: {exc.strerror or exc} ({exc.filename or ''})", file=sys.stderr)
+        text = one_line(f"{exc.strerror or exc} ({exc.filename or ''})")
+        print(f"resnet-deploy {args.command}: error: {text}", file=sys.stderr)
         return 1
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from .._io import atomic_path
 from ..errors import UserError
-from ..info import CHECKPOINT_FORMAT, ModelInfo
+from ..info import CHECKPOINT_FORMAT, LIMITS, ModelInfo
 from .bundled import resolve_weights
 from .registry import ARCHITECTURES, build_model, get_arch
 from .resnet import NormalizedModel
@@ -62,12 +62,28 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says enough
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe pickles
-        text = str(exc).strip()
-        # torch's weights-only message is a paragraph of advice to disable safety; keep only the actual reason
-        m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", text)
-        first = m.group(1).strip() if m else (text.splitlines()[0] if text else type(exc).__name__)
-        raise UserError(f"cannot read {path}: corrupt, or not a plain state dict ({first})") from None
+        raise UserError(f"cannot read {path}: {_load_refusal(exc)}") from None
     return _unwrap(obj, path), {}
+
+
+def _load_refusal(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in our words. torch's own message is a paragraph that
+    advises re-running with ``weights_only=False`` (which would run the file's code) and buries the reason, e.g.
+    "Trying to load unsupported GLOBAL posix.system whose module posix is blocked"."""
+    text = str(exc)
+    blocked = re.search(r"GLOBAL\s+([\w.]+)", text)
+    if blocked:
+        return (
+            f"it asks to import and call {blocked.group(1)} while loading, which a file of plain tensors never does; "
+            "blocked (do not load this file: it may be malicious)"
+        )
+    lines = [
+        line.strip().removeprefix("WeightsUnpickler error:").strip()
+        for line in text.splitlines()
+        if line.strip() and "weights_only" not in line and not line.startswith("Check the documentation")
+    ]
+    reason = lines[0] if lines else type(exc).__name__
+    return f"corrupt, or not a plain state dict ({reason})"
 
 
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: str, source: str) -> None:
@@ -98,7 +114,30 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], arc
         if misshaped:
             parts.append(f"{len(misshaped)} mis-shaped: {_few(misshaped)}")
         raise UserError(f"weights {source} do not fit {arch}: " + "; ".join(parts))
+    check_tensors(state, expected, source)
     model.load_state_dict(state, strict=True)
+
+
+def check_tensors(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that would load without error and compute nonsense: integer (quantized) tensors where the
+    network holds floats (``load_state_dict`` would silently convert them), NaN or infinite values, and a negative
+    BatchNorm variance (its square root is NaN)."""
+    for key, want in expected.items():
+        got = state.get(key)
+        if got is None or not want.is_floating_point():
+            continue
+        if not got.is_floating_point():
+            raise UserError(
+                f"weights {source}: tensor '{key}' is {str(got.dtype).removeprefix('torch.')}, not floating point "
+                "(quantized or corrupt checkpoints are not loaded)"
+            )
+        if not bool(torch.isfinite(got).all()):
+            raise UserError(f"weights {source}: tensor '{key}' holds NaN or infinite values")
+        if key.endswith("running_var") and bool((got < 0).any()):
+            raise UserError(
+                f"weights {source}: BatchNorm variance '{key}' is negative (min {float(got.min()):.3g}): the "
+                "checkpoint is corrupt"
+            )
 
 
 def _guess_num_classes(state: dict[str, torch.Tensor]) -> int | None:
@@ -124,8 +163,11 @@ def load_model(
     count and input channels are read off the weights when not given.
     """
     for what, value in (("num_classes", num_classes), ("in_channels", in_channels), ("input_size", input_size)):
-        if value is not None and value < 1:  # checked here: 0 would otherwise fall back to a default below
-            raise UserError(f"{what} must be >= 1, got {value}")
+        low, high = LIMITS[what]
+        if value is not None and value < low:  # checked here: 0 would otherwise fall back to a default below
+            raise UserError(f"{what} must be >= {low}, got {value}")
+        if value is not None and value > high:  # 10^12 classes would be a giant allocation, not an error
+            raise UserError(f"{what} {value} is out of range ({low}..{high})")
     state: dict[str, torch.Tensor] | None = None
     info: ModelInfo | None = None
     source = str(weights)
@@ -148,6 +190,7 @@ def load_model(
         raise UserError(f"weights {source} have {info.num_classes} classes, not {num_classes}")
     if input_size is not None:
         info.input_size = input_size
+    info.validate(source)
     net = build_model(info.arch, info.num_classes, info.in_channels)
     if state is not None:
         load_state_dict_strict(net, state, info.arch, source)

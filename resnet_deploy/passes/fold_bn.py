@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ..errors import UserError
 from . import PassReport
 from .graph import (
     GraphIndex,
@@ -61,9 +62,23 @@ def fold_batchnorm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]
         w = numpy_helper.to_array(w_init)
         has_bias = len(conv.input) > 2 and bool(conv.input[2])
         b = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if has_bias else np.zeros(w.shape[0])
-        factor = scale / np.sqrt(var + eps)
-        w_new = (w.astype(np.float64) * factor.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
-        b_new = ((b - mean) * factor + beta).astype(w.dtype)
+        name = bn.name or bn.output[0]
+        denominator = var + eps
+        if not (denominator > 0).all():  # also catches NaN
+            worst = float(denominator[~(denominator > 0)].flat[0])
+            raise UserError(
+                f"BatchNormalization '{name}' has variance + epsilon {worst:.3g}, not positive: the model's "
+                "statistics are corrupt and cannot be folded"
+            )
+        factor = scale / np.sqrt(denominator)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked right below, with a message that says why
+            w_new = (w.astype(np.float64) * factor.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
+            b_new = ((b - mean) * factor + beta).astype(w.dtype)
+        if not (np.isfinite(w_new).all() and np.isfinite(b_new).all()):
+            raise UserError(
+                f"folding BatchNormalization '{name}' into its Conv gives NaN or infinite weights (non-finite "
+                f"parameters, or values beyond {w.dtype}'s range): the model's weights are corrupt"
+            )
         replaced_inits[conv.input[1]] = numpy_helper.from_array(w_new, conv.input[1])
         if has_bias:
             replaced_inits[conv.input[2]] = numpy_helper.from_array(b_new, conv.input[2])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, read_json
 from ..errors import UserError
+from ..passes.qdq.encoding import check_range
 
 FORMAT = "resnet-deploy-calibration-cache"
 VERSION = 2  # 2: ranges for the tensors of both Q/DQ placements
 MAX_CACHE_BYTES = 16 * 1024**2
+MAX_CACHE_DEPTH = 8  # the format nests 4 levels (graph.tensors.<name>.[dims])
 
 
 def graph_sha256(model: onnx.ModelProto) -> str:
@@ -106,14 +107,7 @@ class CalibrationCache:
 def load_cache(path: str | Path) -> CalibrationCache:
     """Read and structurally validate a cache file (matching it to a graph is :func:`check_cache`)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"calibration cache {path} not found")
-    if path.stat().st_size > MAX_CACHE_BYTES:
-        raise UserError(f"calibration cache {path} is too large to be one")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"calibration cache {path} is not valid JSON ({exc.__class__.__name__})") from None
+    doc = read_json(path, "calibration cache", max_bytes=MAX_CACHE_BYTES, max_depth=MAX_CACHE_DEPTH)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"{path} is not a resnet-deploy calibration cache")
     if doc.get("version") != VERSION:
@@ -125,14 +119,20 @@ def load_cache(path: str | Path) -> CalibrationCache:
         raise UserError(f"calibration cache {path} has no ranges ('amax')")
     clean: dict[str, float] = {}
     for k, v in amax.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+        if not isinstance(v, int | float) or isinstance(v, bool):
             raise UserError(f"calibration cache {path}: invalid range {v!r} for tensor '{k}'")
-        clean[str(k)] = float(v)
+        try:  # the ranges every placement can encode: 1e300 and 1e-300 would give scales float32 cannot hold
+            clean[str(k)] = check_range(v, str(k))
+        except UserError as exc:
+            raise UserError(f"calibration cache {path}: {exc}") from None
     method = doc.get("method")
     params: dict[str, Any] = doc["params"] if isinstance(doc.get("params"), dict) else {}
     data: dict[str, Any] = doc["data"] if isinstance(doc.get("data"), dict) else {}
     if not isinstance(method, str):
         raise UserError(f"calibration cache {path} does not say which method made it")
+    samples = data.get("samples", 0)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise UserError(f"calibration cache {path}: data.samples must be a count of images, got {samples!r}")
     return CalibrationCache(graph=graph, method=method, params=params, data=data, amax=clean)
 
 

@@ -4,6 +4,10 @@ within a budget.
 1. measure FP32 and all-int8 top-1 on an evaluation subset (ONNX Runtime CPU);
 2. if the drop exceeds the budget, measure each layer's sensitivity: top-1 with only that layer left in float;
 3. greedily return layers to float, most sensitive first, until the drop is within budget.
+4. if the budget is still missed with every layer but one in float, refuse (one-line :class:`UserError`): keeping
+   every layer is not an INT8 build, and in the ONNX Runtime placement such a graph would still carry the Q/DQ
+   pairs of its pooling inputs while claiming "every layer is in float". So ``build`` exits with status 2 and
+   writes nothing; the message gives the measured accuracies so the user can choose a budget or precision.
 
 A layer "kept in float" has float32 weights (and bias) and an unquantized input, or float16 weights between two
 Casts where the graph is for TensorRT (``keep_dtype`` "fp16"; ONNX Runtime's CPU kernels gain nothing from FP16).
@@ -54,7 +58,7 @@ class MixedPrecisionResult:
     keep_float: list[str] = field(default_factory=list)
     sensitivity: dict[str, float] = field(default_factory=dict)  # layer -> top-1 gain when left in float
     evaluations: int = 0
-    within_budget: bool = True
+    within_budget: bool = True  # always True for a returned result: a missed budget is refused
     keep_dtype: str = "fp32"
 
     def to_dict(self) -> dict[str, object]:
@@ -110,12 +114,17 @@ def search_keep_float(
         result.sensitivity[layer] = measure({layer}) - result.int8_top1
     order = sorted(plan.layers, key=lambda name: -result.sensitivity[name])  # stable: graph order breaks ties
     keep: set[str] = set()
-    for layer in order:
+    for layer in order[:-1]:  # all of them in float would be no INT8 build at all: refused below instead
         keep.add(layer)
         result.keep_float.append(layer)
         say(f"keeping {len(keep)} layer(s) in float")
         result.final_top1 = measure(keep)
         if result.final_top1 >= target:
-            break
-    result.within_budget = result.final_top1 >= target
-    return result
+            return result
+    result.within_budget = False
+    raise UserError(
+        f"--max-accuracy-drop {max_drop:g} cannot be met with any layer in int8: on {len(x)} evaluation images FP32 "
+        f"scores {result.fp32_top1:.2f} %, all-INT8 {result.int8_top1:.2f} %, and with {len(keep)} of "
+        f"{len(plan.layers)} layers in {keep_dtype} still {result.final_top1:.2f} %; nothing written (raise the "
+        "budget, calibrate on other data, or build --precision fp16)"
+    )

@@ -158,3 +158,24 @@ def test_interleaving_gives_every_target_its_rounds(
         assert r["chunks"] == 3 and r["wall_s"] >= 0.3 and r["iterations"] >= 3
     cfg.interleave = False
     assert all(r["chunks"] == 1 for r in run_benchmark(make_targets(resnet20), cfg).results)
+
+
+def test_a_batch_this_machine_cannot_hold_is_refused_before_it_runs(resnet20: tuple, tiny_graph: Any) -> None:
+    from resnet_deploy.benchmark.core import ACTIVATION_FACTOR, estimate_bytes
+    from resnet_deploy.benchmark.targets import load_target
+
+    target = load_target(str(resnet20[0]), threads=1)
+    # resnet20 at 32x32: the first stage's 16 x 32 x 32 outputs are its largest activation
+    assert target.activation_values == 16 * 32 * 32
+    per_image = 3 * 32 * 32 * 4 + ACTIVATION_FACTOR * 16 * 32 * 32 * 4
+    assert estimate_bytes(target, 1000) == 1000 * per_image
+    gib = 1024**3  # a machine with 1 GiB available: 0.8 GiB may be planned
+    check_batches([target], [1, 8, 1000], available=gib)
+    with pytest.raises(UserError, match=r"batch 100000 needs about 27\.4 GB .* 0\.9 GB this machine can spare; use a "
+                       r"smaller --batch \(about 3\d\d\d at most\)"):  # fmt: skip
+        check_batches([target], [1, 100_000], available=gib)
+    # two models measured together keep their memory at once
+    check_batches([target], [3000], available=gib)
+    with pytest.raises(UserError, match="of 2 model"):
+        check_batches([target, target], [3000], available=gib)
+    check_batches([target], [10**9], available=None)  # unknown memory: no estimate to refuse by

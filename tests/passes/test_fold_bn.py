@@ -11,6 +11,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from resnet_deploy.errors import UserError
 from resnet_deploy.export import torch_to_onnx
 from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
@@ -203,3 +204,26 @@ def test_folds_one_and_leaves_the_other() -> None:
     x = np.random.default_rng(1).standard_normal((2, C_IN, HW, HW), dtype=np.float32)
     for a, b in zip(run(folded, x), run(model, x), strict=True):
         assert_close(a, b)
+
+
+def _with_params(model: onnx.ModelProto, **values: float) -> onnx.ModelProto:
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for name, value in values.items():
+        t = next(i for i in model.graph.initializer if i.name == name)
+        t.CopyFrom(numpy_helper.from_array(np.full(tuple(t.dims), value, np.float32), name))
+    return model
+
+
+@pytest.mark.parametrize(
+    "values,match",
+    [
+        ({"bn_var": -1.0}, "'bn' has variance \\+ epsilon -1, not positive"),  # sqrt would be NaN
+        ({"bn_var": float("nan")}, "'bn' has variance \\+ epsilon nan"),
+        ({"bn_scale": 3e38, "bn_var": 0.01}, "folding BatchNormalization 'bn' into its Conv gives NaN or infinite"),
+        ({"bn_b": float("inf")}, "gives NaN or infinite weights"),
+    ],
+)
+def test_corrupt_statistics_are_refused_not_folded_into_nan(values: dict[str, float], match: str) -> None:
+    # before: a negative variance folded into NaN weights (with a numpy RuntimeWarning), an overflow into inf
+    with pytest.raises(UserError, match=match):
+        fold_batchnorm(_with_params(make_graph(), **values))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -82,13 +83,54 @@ def test_malformed_cache(resnet20_fp32: onnx.ModelProto, tmp_path: Path, text: s
         quantize_int8(resnet20_fp32, None, Int8Options(cache_path=bad))
 
 
-def test_invalid_range_in_cache(resnet20_fp32: onnx.ModelProto, cached: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        (-1, "invalid calibration range -1"),
+        (0, "is 0"),  # used to become scale 1.0 silently
+        (1e300, "float32 cannot carry"),  # accepted before: the model then scored 8.8 %
+        (1e-300, "float32 cannot carry"),
+        ("1.0", "invalid range '1.0'"),
+    ],
+)
+def test_invalid_range_in_cache(
+    resnet20_fp32: onnx.ModelProto, cached: Path, tmp_path: Path, value: object, message: str
+) -> None:
     doc = json.loads(cached.read_text())
-    doc["amax"][next(iter(doc["amax"]))] = -1
-    bad = tmp_path / "neg.json"
+    doc["amax"][next(iter(doc["amax"]))] = value
+    bad = tmp_path / "bad_range.json"
     bad.write_text(json.dumps(doc))
-    with pytest.raises(UserError, match="invalid range"):
+    with pytest.raises(UserError, match=f"calibration cache .*bad_range.json: .*{message}"):
         quantize_int8(resnet20_fp32, None, Int8Options(cache_path=bad))
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda d: d["data"].update(samples="512"), "data.samples must be a count of images, got '512'"),
+        (lambda d: d["data"].update(samples=[512]), "data.samples must be a count"),
+        (lambda d: d["data"].update(samples=-3), "data.samples must be a count"),
+        (lambda d: d.update(params=json.loads("[" * 50 + "]" * 50)), "nested deeper than 8 levels"),
+    ],
+)
+def test_malformed_fields_are_one_line(
+    resnet20_fp32: onnx.ModelProto, cached: Path, tmp_path: Path, edit: Any, message: str
+) -> None:
+    doc = json.loads(cached.read_text())
+    edit(doc)
+    bad = tmp_path / "bad_field.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match=message):
+        quantize_int8(resnet20_fp32, None, Int8Options(cache_path=bad))
+
+
+def test_deep_nesting_and_huge_integers_are_one_line(resnet20_fp32: onnx.ModelProto, tmp_path: Path) -> None:
+    # json.loads raised RecursionError and ValueError ("Exceeds the limit (4300 digits)") through the CLI
+    for text, message in (("[" * 100_000 + "]" * 100_000, "nested deeper"), ("1" * 5000, "integer of 5000 digits")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(UserError, match=message):
+            quantize_int8(resnet20_fp32, None, Int8Options(cache_path=bad))
 
 
 def test_explicit_method_must_match_the_cache(resnet20_fp32: onnx.ModelProto, cached: Path) -> None:

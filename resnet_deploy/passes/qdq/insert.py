@@ -179,7 +179,7 @@ class _Rewrite:
             if site.bias is None or site.node not in weight_scales or (site.node, 0) not in input_scales:
                 continue
             bias = numpy_helper.to_array(self.initializers[site.bias])
-            int32_bias, scale = quantize_bias(bias, input_scales[(site.node, 0)], weight_scales[site.node])
+            int32_bias, scale = quantize_bias(bias, input_scales[(site.node, 0)], weight_scales[site.node], site.node)
             self.nodes[site.node].input[2] = self.splice.constant_dq(
                 f"{site.node}/bias", "int32", int32_bias, scale, 0, site.node
             )

@@ -76,4 +76,4 @@ class QuantPlan:
         root = self.root(tensor)
         if root not in amax:
             raise UserError(f"no calibration range for tensor '{root}'")
-        return activation_encoding(amax[root], self.activation_dtype, root in self.unsigned)
+        return activation_encoding(amax[root], self.activation_dtype, root in self.unsigned, root)
