@@ -51,7 +51,7 @@ DEFAULT_METHOD = "percentile"
 MAX_BATCH = 32
 DEFAULT_BATCH = MAX_BATCH
 #: bytes of bins the calibration may hold at once (two batches: one counted while the next runs)
-CALIBRATION_BUDGET_BYTES = 256 << 20
+CALIBRATION_BUDGET_BYTES = 64 << 20
 _BIN_DTYPE = np.uint16  # num_bins + 1 values fit
 _PREFIX = "__resnet_deploy_calib"
 
@@ -314,7 +314,7 @@ def _prefetch(batches: Iterable[np.ndarray], depth: int = 1) -> Iterator[np.ndar
         stop.set()
 
 
-def _rebatch(batches: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+def rebatch(batches: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
     """Exactly ``size`` images per batch (a static batch axis), dropping the incomplete rest."""
     pending: list[np.ndarray] = []
     held = 0
@@ -369,7 +369,7 @@ def calibrate(
         digest = DataDigest(total, batches.sample_shape)
         stream: Iterable[np.ndarray] = batches.batches(batch_size)
         if fixed is not None:
-            stream = _rebatch(stream, fixed)
+            stream = rebatch(stream, fixed)
     else:
         stream = batches
     data, probes = binning_graph(model, tensors, num_bins)
