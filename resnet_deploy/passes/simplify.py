@@ -9,6 +9,9 @@ folded biases of such graphs) become initializers, for the same reason.
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
+
 import onnx
 from onnx import helper
 
@@ -75,11 +78,34 @@ def resolve_castlike(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return model, len(todo)
 
 
+def _onnxsim() -> ModuleType:
+    """``import onnxsim`` without the torch import it makes for an optional integration (onnxsim >= 0.8 imports
+    torch, when installed, at package import: 185 MB of a build from an ONNX file that never uses it; peak memory
+    is what calibration at real size runs out of). torch is hidden only while onnxsim imports, and only when
+    nothing has loaded it yet; should a future onnxsim need it, it is imported plainly."""
+    if "onnxsim" in sys.modules or "torch" in sys.modules:
+        import onnxsim
+
+        return onnxsim
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError
+    try:
+        import onnxsim
+
+        return onnxsim
+    except ImportError:
+        for name in [m for m in sys.modules if m == "onnxsim" or m.startswith("onnxsim.")]:
+            del sys.modules[name]
+    finally:
+        del sys.modules["torch"]
+    import onnxsim
+
+    return onnxsim
+
+
 def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]:
     """onnxsim with BN fusion left to :func:`~resnet_deploy.passes.fold_bn.fold_batchnorm`; the batch axis stays
     dynamic."""
-    import onnxsim
-
+    onnxsim = _onnxsim()
     report = PassReport("onnxsim")
     before = len(model.graph.node)
     model, resolved = resolve_castlike(model)
