@@ -225,6 +225,24 @@ def peer_versions(venv: Path) -> dict[str, str | None]:
         return {}
 
 
+def mem_total_mb() -> float:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+def projected_peak_mb(runs: list[dict[str, Any]], model: str, tool: str, n: int) -> float | None:
+    """The peak RSS of ``tool`` at ``n`` images, extrapolated linearly from its last two runs on ``model``."""
+    done = sorted(
+        (r["images"], r["peak_rss_mb"]) for r in runs if r["model"] == model and r["tool"] == tool and r["peak_rss_mb"]
+    )
+    if len(done) < 2:
+        return None
+    (n0, p0), (n1, p1) = done[-2:]
+    return p1 + (p1 - p0) / (n1 - n0) * (n - n1) if n1 != n0 else p1
+
+
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from resnet_deploy.benchmark.machine import machine_info
 
@@ -247,6 +265,19 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 decode_to_npy(folder, n, args.size, npy)
             for tool in tools:
                 out = work / f"{arch}_{n}_{tool}.onnx"
+                # A tool whose memory grows with the images (ORT's quantize_static keeps every batch's outputs: ~0.1 GB
+                # per ResNet-50 image) would take the machine down at 512; it is skipped and the table says why.
+                projected = projected_peak_mb(runs, arch, tool, n)
+                if projected is not None and projected > 0.8 * mem_total_mb():
+                    why = (
+                        f"skipped: projected peak {projected / 1024:.0f} GB > 80% of {mem_total_mb() / 1024:.0f} GB RAM"
+                    )
+                    runs.append(
+                        {"model": arch, "size": args.size, "images": n, "tool": tool, "rc": None, "peak_rss_mb": None,
+                         "wall_seconds": None, "error": why}
+                    )  # fmt: skip
+                    print(f"{arch} {n:4d} images {tool:9s} {why}", flush=True)
+                    continue
                 data = folder if tool == "ours" else npy
                 argv = [
                     _python(tool, args.peers_venv),
@@ -337,6 +368,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
                 r = next((x for x in runs if x["model"] == model and x["images"] == n and x["tool"] == tool), None)
                 if r is None:
                     cells.append("-")
+                elif r["rc"] is None:
+                    cells.append(r["error"])
                 elif r["rc"] != 0 or not r["peak_rss_mb"]:
                     cells.append(f"failed: {r.get('error', '?')[:60]}")
                 else:
