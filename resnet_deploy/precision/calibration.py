@@ -31,6 +31,7 @@ own batch size; images left over from the last full batch are not used (and the 
 from __future__ import annotations
 
 import hashlib
+import math
 import queue
 import threading
 import time
@@ -257,10 +258,10 @@ def values_per_image(model: onnx.ModelProto, tensors: list[str]) -> int | None:
 
     total = 0
     for dims in tensor_shapes(model, tensors).values():
-        per_image = dims[1:]
-        if not dims or not all(isinstance(d, int) and d > 0 for d in per_image):
+        per_image = [d for d in dims[1:] if isinstance(d, int) and d > 0]
+        if not dims or len(per_image) != len(dims) - 1:
             return None
-        total += int(np.prod(per_image, dtype=np.int64)) if per_image else 1
+        total += math.prod(per_image)
     return total
 
 
