@@ -219,14 +219,17 @@ def precision(
         result.calibration_data = desc.get("spec")
         eval_data = evaluation_data(options, model, info) if options.eval_data is not None else None
         int8 = dataclasses.replace(options.int8, placement=options.int8.placement or backend)
-        started = time.perf_counter()
+        started = [time.perf_counter()]
+
+        def step(message: str) -> None:
+            if message.startswith("calibrating on"):
+                started[0] = time.perf_counter()  # the rate counts images, not the planning before them
+            say("int8", message)
 
         def progress(done: int, total: int) -> None:
-            say("calibrate", progress_line(done, total, time.perf_counter() - started))
+            say("calibrate", progress_line(done, total, time.perf_counter() - started[0]))
 
-        quantized = quantize_int8(
-            model, calib, int8, desc, eval_data, on_step=lambda m: say("int8", m), on_progress=progress
-        )
+        quantized = quantize_int8(model, calib, int8, desc, eval_data, on_step=step, on_progress=progress)
         model = quantized.model
         result.int8 = quantized
         result.reports.append(quantized.report)
