@@ -42,6 +42,7 @@ INT8_FLAGS = {
     "cache_path": "--calib-cache",
     "max_accuracy_drop": "--max-accuracy-drop",
     "batch_size": "--calib-batch",
+    "check_samples": "--calib-check",
     "keep_dtype": "--keep-dtype",
 }
 

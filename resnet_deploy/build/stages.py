@@ -73,10 +73,15 @@ def load_or_export(options: BuildOptions, say: Say) -> Source:
 
 
 def export_passes(source: Source, say: Say) -> tuple[onnx.ModelProto, list[PassReport]]:
-    """Run :data:`EXPORT_PASSES` (onnxsim, BatchNorm folding), then stamp producer and model info."""
+    """Run :data:`EXPORT_PASSES` (onnxsim, BatchNorm folding), then stamp producer and model info.
+
+    The raw graph is released from ``source`` once the passes have copied it: a ResNet-50 is 100 MB, and the
+    build's peak memory comes later, during calibration.
+    """
     say("simplify", "onnxsim, BatchNorm folding")
     model, reports = run_passes(source.model, EXPORT_PASSES)
     check_finite_weights(model, source.description)  # NaN weights, or BatchNorm folding that overflowed
+    source.model = onnx.ModelProto()
     if source.exported:
         model.producer_name = "resnet-deploy"
         model.producer_version = __version__  # not the torch version the exporter left there
@@ -103,13 +108,23 @@ def _input_chw(model: onnx.ModelProto) -> tuple[int, ...]:
     return tuple(int(d) for d in shape[1:] if d is not None)
 
 
+def data_info(model: onnx.ModelProto, info: ModelInfo | None) -> ModelInfo | None:
+    """How to preprocess images for ``model``: its own metadata, else what its input shape tells (a foreign
+    N x C x S x S graph: resize to S, ImageNet mean/std for 3 channels, as torchvision's models expect)."""
+    from ..info import describe_or_shape
+    from ..precision.calibration import model_input
+
+    return describe_or_shape(info, model_input(model)[1])
+
+
 def calibration_data(
     options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, result: BuildResult, say: Say
-) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """The calibration images the options ask for (a bundled checkpoint defaults to its training set), or None
-    when an existing cache is to be reused."""
+) -> tuple[Any, dict[str, Any]]:
+    """The calibration images the options ask for as a stream (a :class:`~..precision.calibration.CalibrationData`;
+    a bundled checkpoint defaults to its training set), or None when an existing cache is to be reused. Images
+    are decoded a batch at a time when calibration reads them: nothing is loaded here."""
     from ..data import open_dataset
-    from ..precision.calibration import check_data_shape
+    from ..precision.calibration import CalibrationData, check_data_shape
 
     if options.int8.cache_path is not None and Path(options.int8.cache_path).exists() and options.calib_data is None:
         return None, {}
@@ -118,7 +133,7 @@ def calibration_data(
         if not is_bundled(info):
             raise UserError(
                 "INT8 needs calibration data for this model: pass --calib-data SPEC (a folder of training images, "
-                "a .npz, fashion-mnist:train) or --calib-data synthetic for a speed-only build"
+                "a .npz or .npy, fashion-mnist:train) or --calib-data synthetic for a speed-only build"
             )
         spec = "fashion-mnist:train"
         result.notes.append(f"calibration data: first {options.calib_samples} images of {spec} (bundled checkpoint)")
@@ -129,32 +144,60 @@ def calibration_data(
         )
         result.warnings.append(msg)
         say("warning", msg)
-        rng = np.random.default_rng(0)
-        x = rng.random((options.calib_samples, *_input_chw(model)), dtype=np.float32)
-        return x, {"spec": SYNTHETIC, "seed": 0}
-    say("calibrate", f"loading {options.calib_samples} images from {spec}")
-    ds = open_dataset(spec, info)
+        chw, count = _input_chw(model), options.calib_samples
+
+        def synthetic(batch: int) -> Any:
+            rng = np.random.default_rng(0)  # drawn in chunks, the same images as one rng.random((count, ...))
+            for start in range(0, count, batch):
+                yield rng.random((min(batch, count - start), *chw), dtype=np.float32)
+
+        return CalibrationData(count, chw, synthetic), {"spec": SYNTHETIC, "seed": 0}
+    preprocess = data_info(model, info)
+    if info is None and preprocess is not None:
+        norm = "ImageNet mean/std" if preprocess.in_channels == 3 else "no normalisation"
+        result.notes.append(
+            f"the graph carries no resnet-deploy metadata: calibration images are preprocessed for its input "
+            f"{preprocess.in_channels}x{preprocess.input_size}x{preprocess.input_size} ({norm}, as torchvision's)"
+        )
+    ds = open_dataset(spec, preprocess, need_labels=False)
     n = min(options.calib_samples, len(ds))
     if n < 1:
         raise UserError(f"calibration data {spec} holds zero samples")
-    x, _ = ds.take(n)
-    check_data_shape(model, tuple(x.shape[1:]), f"calibration data {spec}")
+    check_data_shape(model, tuple(ds.sample_shape), f"calibration data {spec}")
     if n < options.calib_samples:
         result.notes.append(f"calibration data {spec} holds only {n} images (asked for {options.calib_samples})")
-    return x, {"spec": spec}
+    say("calibrate", f"{n} images from {spec}, decoded a batch at a time")
+
+    def stream(batch: int) -> Any:
+        for x, _ in ds.batches(batch, limit=n):
+            yield x
+
+    return CalibrationData(n, tuple(ds.sample_shape), stream), {"spec": spec}
 
 
 def evaluation_data(
     options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``--eval-data`` subset for the mixed-precision search, in memory: the search runs over it many times."""
     from ..data import open_dataset
     from ..precision.calibration import check_data_shape
 
     assert options.eval_data is not None
-    ds = open_dataset(options.eval_data, info)
+    ds = open_dataset(options.eval_data, data_info(model, info))
     x, y = ds.take(min(options.eval_samples, len(ds)))
     check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {options.eval_data}")
     return x, y
+
+
+def progress_line(done: int, total: int, seconds: float, width: int = 24) -> str:
+    """``━━━━━━━━━━━━╸           256/512 images  41.3 images/s  6 s left``: what the calibration bar shows."""
+    total = max(total, 1)
+    filled = width * min(done, total) / total
+    bar = "━" * int(filled) + ("╸" if filled - int(filled) >= 0.5 else "")
+    rate = done / seconds if seconds > 0 else 0.0
+    left = (total - done) / rate if rate > 0 else 0.0
+    eta = f"{left:.0f} s left" if left < 120 else f"{left / 60:.1f} min left"
+    return f"{bar:<{width}} {done}/{total} images  {rate:.1f} images/s  {eta}"
 
 
 def precision(
@@ -169,17 +212,38 @@ def precision(
         result.reports.append(rep)
     elif options.precision == "int8":
         import dataclasses
+        import time
 
         from ..precision.ptq import quantize_int8
 
-        calib_x, desc = calibration_data(options, model, info, result, say)
+        calib, desc = calibration_data(options, model, info, result, say)
         result.calibration_data = desc.get("spec")
         eval_data = evaluation_data(options, model, info) if options.eval_data is not None else None
-        options = dataclasses.replace(options.int8, placement=options.int8.placement or backend)
-        quantized = quantize_int8(model, calib_x, options, desc, eval_data, on_step=lambda m: say("int8", m))
+        int8 = dataclasses.replace(options.int8, placement=options.int8.placement or backend)
+        started = [time.perf_counter()]
+
+        def step(message: str) -> None:
+            if message.startswith("calibrating on"):
+                started[0] = time.perf_counter()  # the rate counts images, not the planning before them
+            say("int8", message)
+
+        def progress(done: int, total: int) -> None:
+            say("calibrate", progress_line(done, total, time.perf_counter() - started[0]))
+
+        quantized = quantize_int8(model, calib, int8, desc, eval_data, on_step=step, on_progress=progress)
         model = quantized.model
         result.int8 = quantized
         result.reports.append(quantized.report)
+        result.notes.extend(quantized.notes)
+        if quantized.source == "calibration":
+            t = quantized.timing
+            result.notes.append(
+                f"calibrated {quantized.samples} images in {t.get('all', 0):.1f} s, {quantized.batch_size} per run "
+                f"(ONNX Runtime {t.get('run', 0):.1f} s, counting bins {t.get('count', 0):.1f} s alongside, "
+                f"waiting for images {t.get('data', 0):.1f} s)"
+            )
+        if quantized.agreement is not None:
+            result.notes.append(quantized.agreement.describe())
         mixed = quantized.mixed
         if mixed is not None:
             kept = ", ".join(mixed.keep_float) or "none"

@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q.add_argument("--calib-percentile", type=float, metavar="P", help="percentile for --calib-method percentile")
     q.add_argument("--calib-samples", type=int, default=512, metavar="N", help="calibration images (default 512)")
     q.add_argument("--calib-cache", metavar="FILE", help="reuse this calibration cache, or write it after calibrating")
+    q.add_argument("--calib-batch", type=int, metavar="N", help="images per calibration run (default: from memory)")
+    q.add_argument("--calib-check", type=int, metavar="N", help="compare INT8 with FP32 top-1 on N images (128)")
     q.add_argument("--max-accuracy-drop", type=float, metavar="PTS", help="keep sensitive layers in float")
     q.add_argument("--eval-data", metavar="SPEC", help="evaluation data for --max-accuracy-drop")
     q.add_argument("--eval-samples", type=int, default=2000, metavar="N", help="images for the search (2000)")
@@ -88,6 +90,8 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
             percentile=args.calib_percentile,
             cache_path=args.calib_cache,
             max_accuracy_drop=args.max_accuracy_drop,
+            batch_size=args.calib_batch,
+            check_samples=args.calib_check,
         )
     )
     engine = EngineBuildOptions(

@@ -50,7 +50,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]
             why = "parameters are not initializers"
         elif len(conv.input) > 2 and conv.input[2] and conv.input[2] not in inits:
             why = "Conv bias is not an initializer"
-        elif uses(conv.input[1]) != 1 or (len(conv.input) > 2 and conv.input[2] and uses(conv.input[2]) != 1):
+        elif uses(conv.input[1]) != 1:
             why = "Conv weights are shared with another node"
         if why is not None:
             report.notes.append(f"left {bn.name or bn.output[0]}: {why}")
@@ -62,6 +62,9 @@ def fold_batchnorm(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassReport]
         w = numpy_helper.to_array(w_init)
         has_bias = len(conv.input) > 2 and bool(conv.input[2])
         b = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if has_bias else np.zeros(w.shape[0])
+        # A bias other Convs read too (the dynamo exporter shares one zero bias between Convs of equal width) is
+        # left to them: this Conv gets a bias of its own.
+        has_bias = has_bias and uses(conv.input[2]) == 1
         name = bn.name or bn.output[0]
         denominator = var + eps
         if not (denominator > 0).all():  # also catches NaN

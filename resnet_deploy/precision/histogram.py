@@ -4,6 +4,10 @@
 bins (2048, as TensorRT's calibrators do). When a batch exceeds the current range, the histogram is widened and its
 counts redistributed by linear interpolation of the cumulative distribution (exact for values uniform within a
 bin), so memory stays constant whatever the data. Symmetric int8 uses ``scale = amax / 127``.
+
+Calibration does not hand this module the activations themselves: ONNX Runtime computes each element's bin in
+the graph (:mod:`.calibration`) and :meth:`TensorStats.add_binned` counts them. :meth:`TensorStats.update` is the
+same arithmetic in numpy, the reference the in-graph binning is tested against bit for bit.
 """
 
 from __future__ import annotations
@@ -48,6 +52,37 @@ class TensorStats:
         np.minimum(idx, self.num_bins - 1, out=idx)
         self.hist += np.bincount(idx, minlength=self.num_bins)
 
+    def range_for_next(self) -> float:
+        """The ``hist_max`` the next batch is binned against before its own max is known: 0 before the first batch
+        (the batch's max then sets the range), else the current range (which a larger batch max widens)."""
+        return self.hist_max if self.hist.size else 0.0
+
+    def add_binned(self, batch_max: float, bins: np.ndarray) -> None:
+        """Count a batch whose elements were binned outside numpy as ``trunc(|x| * (num_bins / h))`` in float32,
+        ``h = max(batch_max, range_for_next())``: the same counts :meth:`update` makes from the values.
+
+        ``bins`` holds integers in ``[0, num_bins]`` (the maximum itself lands on ``num_bins`` and is counted in the
+        last bin, as :meth:`update` clips it).
+        """
+        size = int(bins.size)
+        if size == 0:
+            return
+        if not np.isfinite(batch_max):
+            raise UserError("calibration produced non-finite activations (inf/NaN): check the model and the data")
+        self.amax = max(self.amax, batch_max)
+        self.count += size
+        if self.hist.size == 0:
+            self.hist = np.zeros(self.num_bins, dtype=np.float64)
+            self.hist_max = batch_max if batch_max > 0 else 1.0
+            if batch_max == 0:  # all zeros: the graph divided by a zero range, the bins are meaningless
+                self.hist[0] += size
+                return
+        elif batch_max > self.hist_max:
+            self._widen(batch_max)
+        counts = count_bins(bins, self.num_bins + 1)
+        self.hist += counts[: self.num_bins]
+        self.hist[-1] += counts[self.num_bins]
+
     def _widen(self, new_max: float) -> None:
         old_edges = np.linspace(0.0, self.hist_max, self.num_bins + 1)
         new_edges = np.linspace(0.0, new_max, self.num_bins + 1)
@@ -58,6 +93,23 @@ class TensorStats:
     @property
     def edges(self) -> np.ndarray:
         return np.linspace(0.0, self.hist_max, self.num_bins + 1)
+
+
+_CHUNK = 1 << 16  # elements per bincount call: the intp copy it needs stays in the L2 cache
+
+
+def count_bins(bins: np.ndarray, length: int) -> np.ndarray:
+    """``np.bincount`` of a small-integer array (uint16 from ONNX Runtime) without an 8-byte copy of all of it:
+    bincount converts its input to intp, so it is fed 64 k elements at a time through one reused buffer."""
+    flat = bins.reshape(-1)
+    counts = np.zeros(length, dtype=np.int64)
+    buf = np.empty(min(_CHUNK, flat.size), dtype=np.intp)
+    for start in range(0, flat.size, _CHUNK):
+        chunk = flat[start : start + _CHUNK]
+        part = buf[: chunk.size]
+        part[...] = chunk
+        counts += np.bincount(part, minlength=length)[:length]
+    return counts
 
 
 def amax_minmax(stats: TensorStats) -> float:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .calibration import batches_of
+from .calibration import CalibrationData, model_input, rebatch, static_batch
 
 
 def ort_quantize_static(
     fp32: onnx.ModelProto,
-    calib: np.ndarray,
+    calib: np.ndarray | CalibrationData,
     *,
     method: str = "minmax",
     symmetric: bool = True,
@@ -22,7 +22,9 @@ def ort_quantize_static(
 ) -> onnx.ModelProto:
     """Quantize ``fp32`` with ``onnxruntime.quantization.quantize_static`` on the images ``calib``.
 
-    ``method`` is "minmax" or "percentile"; ``symmetric`` False gives ORT's default uint8 activations.
+    ``method`` is "minmax" or "percentile"; ``symmetric`` False gives ORT's default uint8 activations. ``calib`` is
+    fed ``batch`` images at a time (the model's own batch when its batch axis is static), whatever the graph's
+    input is called.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -32,13 +34,19 @@ def ort_quantize_static(
         quantize_static,
     )
 
+    data = calib if isinstance(calib, CalibrationData) else CalibrationData.from_array(calib)
+    name, _ = model_input(fp32)
+    fixed = static_batch(fp32)
+    size = fixed or batch
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.it = iter(batches_of(calib, batch))
+            stream = data.batches(size)
+            self.it = iter(rebatch(stream, fixed) if fixed else stream)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             b = next(self.it, None)
-            return None if b is None else {"input": b}
+            return None if b is None else {name: np.ascontiguousarray(b, dtype=np.float32)}
 
     extra: dict[str, object] = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
     if method == "percentile":

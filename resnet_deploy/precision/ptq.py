@@ -21,15 +21,20 @@ from ..errors import UserError
 from ..passes import PassReport
 from ..passes.graph import name_nodes
 from ..passes.qdq import KEEP_DTYPES, QuantPlan, insert_qdq
-from .cache import CalibrationCache, check_cache, data_sha256, graph_fingerprint, load_cache
+from .cache import CalibrationCache, check_cache, graph_fingerprint, load_cache
 from .calibration import (
     DEFAULT_BATCH,
     DEFAULT_METHOD,
+    CalibrationData,
     CalibrationResult,
-    batches_of,
+    Progress,
     calibrate,
     check_data_shape,
+    model_input,
     plan_amax,
+    rebatch,
+    session_options,
+    static_batch,
 )
 from .histogram import DEFAULT_PERCENTILE, METHODS, NUM_BINS
 from .mixed import MixedPrecisionResult, search_keep_float
@@ -43,13 +48,17 @@ class Int8Options:
     method: str | None = None
     percentile: float | None = None
     cache_path: str | Path | None = None
-    batch_size: int = DEFAULT_BATCH
+    #: images per calibration run; None: from a memory budget (:func:`.calibration.auto_batch`), or the model's own
+    #: static batch
+    batch_size: int | None = None
     max_accuracy_drop: float | None = None
     #: Q/DQ placement (:mod:`.placement`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime) or "onnxruntime"
     #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it); None: "tensorrt" here, the backend's own in build
     placement: str | None = None
     #: dtype of layers kept out of int8 by ``max_accuracy_drop``; None: fp16 for TensorRT, fp32 for ONNX Runtime
     keep_dtype: str | None = None
+    #: calibration images on which the INT8 graph's top-1 is compared with the FP32 graph's (0: no check)
+    check_samples: int = 128
 
     def resolved_placement(self) -> str:
         return self.placement or "tensorrt"
@@ -71,8 +80,10 @@ class Int8Options:
             raise UserError(f"unknown Q/DQ placement '{self.placement}' (choose from {', '.join(PLACEMENTS)})")
         if self.keep_dtype is not None and self.keep_dtype not in KEEP_DTYPES:
             raise UserError(f"unknown dtype '{self.keep_dtype}' for layers kept out of int8 (choose fp32 or fp16)")
-        if self.batch_size < 1:
-            raise UserError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UserError(f"--calib-batch must be at least 1, got {self.batch_size}")
+        if self.check_samples < 0:
+            raise UserError(f"--calib-check must be at least 0, got {self.check_samples}")
 
 
 @dataclass
@@ -92,6 +103,13 @@ class Int8Result:
     mixed: MixedPrecisionResult | None = None
     layers: list[str] = field(default_factory=list)
     placement: str = "tensorrt"
+    #: images per calibration run (0 when the ranges came from a cache)
+    batch_size: int = 0
+    #: where the calibration's time went (see :class:`.calibration.CalibrationResult`)
+    timing: dict[str, float] = field(default_factory=dict)
+    #: INT8 against FP32 top-1 on calibration images (:func:`top1_agreement`), when checked
+    agreement: Agreement | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,28 +118,55 @@ class Int8Result:
             "params": self.params,
             "source": self.source,
             "samples": self.samples,
+            "batch_size": self.batch_size,
             "seconds": round(self.seconds, 3),
+            "timing": self.timing,
             "data": self.cache.data,
             "quantized_tensors": len(self.amax),
             "quantized_layers": len(self.layers) - (len(self.mixed.keep_float) if self.mixed else 0),
             "mixed_precision": self.mixed.to_dict() if self.mixed else None,
+            "agreement": self.agreement.to_dict() if self.agreement else None,
+            "notes": self.notes,
         }
+
+
+@dataclass
+class Agreement:
+    """How often the INT8 graph's top-1 class equals the FP32 graph's, on ``samples`` calibration images."""
+
+    samples: int
+    agree: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.agree / self.samples if self.samples else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "agree": self.agree, "percent": round(self.percent, 2)}
+
+    def describe(self) -> str:
+        return (
+            f"INT8 top-1 agrees with FP32 on {self.agree} of {self.samples} calibration images "
+            f"({self.percent:.1f} %, ONNX Runtime)"
+        )
 
 
 def quantize_int8(
     model: onnx.ModelProto,
-    calib_x: np.ndarray | None,
+    calib: np.ndarray | CalibrationData | None,
     options: Int8Options | None = None,
     data_desc: dict[str, Any] | None = None,
     eval_data: tuple[np.ndarray, np.ndarray] | None = None,
     on_step: Callable[[str], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> Int8Result:
     """INT8 Q/DQ version of the float32 ``model``.
 
-    ``calib_x`` (N x C x H x W float32) is needed unless ``options.cache_path`` names an existing, matching cache.
-    ``data_desc`` (e.g. ``{"spec": "fashion-mnist:train"}``) is recorded in the cache. ``eval_data`` is required
-    with ``options.max_accuracy_drop``. The cache is not written here: the caller saves ``cache_to_write`` once
-    its own output is safely written.
+    ``calib`` (a :class:`.calibration.CalibrationData` stream, or N x C x H x W float32 images in memory) is needed
+    unless ``options.cache_path`` names an existing, matching cache. ``data_desc`` (e.g. ``{"spec":
+    "fashion-mnist:train"}``) is recorded in the cache. ``eval_data`` is required with
+    ``options.max_accuracy_drop``. ``on_progress(done, total)`` follows the calibration image by image. The cache is
+    not written here: the caller saves ``cache_to_write`` once its own output is safely written.
     """
     options = options or Int8Options()
     options.validate()
@@ -131,7 +176,7 @@ def quantize_int8(
         if on_step is not None:
             on_step(msg)
 
-    named = name_nodes(model)
+    named = _named(model)
     plans = plan_placements(named)
     placement = options.resolved_placement()
     plan = plans[placement]
@@ -142,36 +187,39 @@ def quantize_int8(
     fingerprint = graph_fingerprint(named, tensors)
     cache_path = Path(options.cache_path) if options.cache_path is not None else None
     cache_to_write: Path | None = None
+    data = _calibration_data(named, calib) if calib is not None else None
 
     params: dict[str, Any]
+    result: CalibrationResult | None = None
     if cache_path is not None and cache_path.exists():
         cache = load_cache(cache_path)
         check_cache(cache, fingerprint, cache_path, options.method, options.percentile)
-        if calib_x is not None and cache.data.get("sha256") not in (None, data_sha256(np.asarray(calib_x))):
-            raise UserError(
-                f"calibration cache {cache_path} was made from other calibration data than the data given now; "
-                "drop --calib-data to reuse it, or point --calib-cache at a new file"
-            )
+        if data is not None and cache.data.get("sha256") is not None:
+            say("checking the calibration data against the cache")
+            if cache.data["sha256"] != data.fingerprint():
+                raise UserError(
+                    f"calibration cache {cache_path} was made from other calibration data than the data given now; "
+                    "drop --calib-data to reuse it, or point --calib-cache at a new file"
+                )
         amax = {t: cache.amax[t] for t in tensors}
         method, params, source = cache.method, dict(cache.params), "cache"
         samples = int(cache.data.get("samples", 0) or 0)
         say(f"reusing calibration cache {cache_path} ({method})")
     else:
-        if calib_x is None:
+        if data is None:
             raise UserError("INT8 needs calibration data (--calib-data) or an existing --calib-cache")
-        calib_x = _calibration_images(named, calib_x)
         method = options.resolved_method()
         percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
         params = {"num_bins": NUM_BINS, "input_tensors": "max"}
         if method == "percentile":
             params["percentile"] = percentile
-        say(f"calibrating on {len(calib_x)} images")
-        calibration = _calibrate(named, plans, calib_x, options.batch_size)
+        say(f"calibrating on {data.samples} images")
+        result = calibrate(named, tensors, data, batch_size=options.batch_size, on_progress=on_progress)
         say(f"computing ranges ({method})")
-        amax = calibration.amax(method, percentile)
-        samples, source = calibration.result.samples, "calibration"
-        data = {**(data_desc or {}), "samples": samples, "sha256": data_sha256(calib_x)}
-        cache = CalibrationCache(graph=fingerprint, method=method, params=params, data=data, amax=amax)
+        amax = plan_amax(result, list(plans.values()), method, percentile)
+        samples, source = result.samples, "calibration"
+        described = {**(data_desc or {}), "samples": samples, "sha256": result.data_sha256}
+        cache = CalibrationCache(graph=fingerprint, method=method, params=params, data=described, amax=amax)
         if cache_path is not None:
             cache_to_write = cache_path
 
@@ -190,6 +238,11 @@ def quantize_int8(
     say(f"inserting Q/DQ ({placement} placement)")
     quantized, report = insert_qdq(named, plan, amax, keep, options.resolved_keep_dtype())
     report.notes.append(f"ranges: {method} ({source}, {samples} samples)")
+    agreement = None
+    if result is not None and data is not None and result.fp32_top1 is not None and options.check_samples > 0:
+        n = min(options.check_samples, len(result.fp32_top1))
+        say(f"comparing INT8 with FP32 top-1 on {n} calibration images")
+        agreement = top1_agreement(quantized, data, result.fp32_top1[:n])
     return Int8Result(
         model=quantized,
         report=report,
@@ -204,7 +257,42 @@ def quantize_int8(
         mixed=mixed,
         layers=list(plan.layers),
         placement=placement,
+        batch_size=result.batch_size if result is not None else 0,
+        timing=dict(result.seconds) if result is not None else {},
+        agreement=agreement,
+        notes=list(result.notes) if result is not None else [],
     )
+
+
+def top1_agreement(quantized: onnx.ModelProto, data: CalibrationData, fp32_top1: np.ndarray) -> Agreement:
+    """Run ``quantized`` on ONNX Runtime over the first ``len(fp32_top1)`` images of ``data`` (at the model's
+    static batch, if it has one) and count where its top-1 equals ``fp32_top1``."""
+    import onnxruntime as ort
+
+    name, _ = model_input(quantized)
+    fixed = static_batch(quantized)
+    batch = fixed or DEFAULT_BATCH
+    wanted = len(fp32_top1) - len(fp32_top1) % batch if fixed else len(fp32_top1)
+    opts = session_options()
+    opts.enable_cpu_mem_arena = True  # a short run of one batch shape: the arena is the faster choice here
+    try:
+        sess = ort.InferenceSession(quantized.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"ONNX Runtime cannot load the INT8 graph: {first}") from None
+    output = sess.get_outputs()[0].name
+    stream = data.batches(batch)
+    if fixed is not None:
+        stream = rebatch(stream, fixed)
+    agree = done = 0
+    for x in stream:
+        x = np.ascontiguousarray(x[: wanted - done], dtype=np.float32)
+        if len(x) == 0:
+            break
+        pred = np.argmax(np.asarray(sess.run([output], {name: x})[0]), axis=1)
+        agree += int((pred == fp32_top1[done : done + len(x)]).sum())
+        done += len(x)
+    return Agreement(samples=done, agree=agree)
 
 
 def calibration_tensors(plans: Iterable[QuantPlan]) -> list[str]:
@@ -232,15 +320,18 @@ class Calibration:
 
 
 def calibrate_for_placements(
-    model: onnx.ModelProto, calib_x: np.ndarray, batch_size: int = DEFAULT_BATCH
+    model: onnx.ModelProto, calib: np.ndarray | CalibrationData, batch_size: int | None = DEFAULT_BATCH
 ) -> Calibration:
-    """Plan every placement of the float32 ``model`` and calibrate all their tensors in one run over ``calib_x``
-    (N x C x H x W float32) on ONNX Runtime CPU."""
-    named = name_nodes(model)
+    """Plan every placement of the float32 ``model`` and calibrate all their tensors in one run over ``calib``
+    (N x C x H x W float32, or a stream) on ONNX Runtime CPU, ``batch_size`` images at a time (None: from the
+    memory budget)."""
+    named = _named(model)
     plans = plan_placements(named)
     if not any(plan.layers for plan in plans.values()):
         raise UserError("the model has no Conv/Gemm layer with float32 weights to quantize")
-    return _calibrate(named, plans, _calibration_images(named, calib_x), batch_size)
+    data = _calibration_data(named, calib)
+    result = calibrate(named, calibration_tensors(plans.values()), data, batch_size=batch_size)
+    return Calibration(named, plans, result)
 
 
 def place(
@@ -259,15 +350,19 @@ def place(
     return insert_qdq(calibration.model, plan, calibration.amax(method, percentile), keep_float, keep_dtype)
 
 
-def _calibration_images(named: onnx.ModelProto, calib_x: np.ndarray) -> np.ndarray:
-    """``calib_x`` as an array, checked to hold at least one image of the shape the model takes."""
-    calib_x = np.asarray(calib_x)
-    if calib_x.ndim == 0 or len(calib_x) == 0:
+def _named(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` itself when its nodes already have unique names (every exporter's graph), else a named copy: a
+    ResNet-50 is 100 MB, and calibration is where memory is tight."""
+    names = [n.name for n in model.graph.node]
+    if all(names) and len(set(names)) == len(names):
+        return model
+    return name_nodes(model)
+
+
+def _calibration_data(named: onnx.ModelProto, calib: np.ndarray | CalibrationData) -> CalibrationData:
+    """``calib`` as a stream, checked to hold at least one image of the shape the model takes."""
+    data = calib if isinstance(calib, CalibrationData) else CalibrationData.from_array(calib)
+    if data.samples < 1:
         raise UserError("calibration got zero samples: give calibration data with at least one image")
-    check_data_shape(named, tuple(calib_x.shape[1:]))
-    return calib_x
-
-
-def _calibrate(named: onnx.ModelProto, plans: dict[str, QuantPlan], images: np.ndarray, batch_size: int) -> Calibration:
-    result = calibrate(named, calibration_tensors(plans.values()), batches_of(images, batch_size))
-    return Calibration(named, plans, result)
+    check_data_shape(named, data.sample_shape)
+    return data

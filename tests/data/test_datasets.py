@@ -87,7 +87,7 @@ def test_folder_errors(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "data")
     (root / "dog").mkdir()
     (root / "dog" / "a.txt").write_text("x")
-    with pytest.raises(UserError, match="dog holds no JPEG or PNG images"):
+    with pytest.raises(UserError, match=r"dog holds no images \(JPEG, PNG, BMP or WebP\)"):
         open_dataset(str(root), SMALL_RGB)
 
 
@@ -147,7 +147,6 @@ def test_npz_float_nchw_is_taken_as_is(tmp_path: Path) -> None:
         ({"x": np.zeros((0, 1, 28, 28), np.float32), "y": np.zeros(0, np.int64)}, "holds no samples"),
         ({"x": np.zeros((2, 1, 28, 28), np.float32), "y": np.zeros(2, np.float32)}, "integer class labels"),
         ({"x": np.zeros((2, 1, 28, 28), np.float32), "y": np.array([0, -1])}, "negative label -1"),
-        ({"x": np.full((2, 1, 28, 28), np.nan, np.float32), "y": np.zeros(2, np.int64)}, "NaN or infinite"),
         ({"x": np.zeros((2, 1, 28, 28), np.int32), "y": np.zeros(2, np.int64)}, "must be uint8 .* or float"),
         ({"x": np.zeros((2, 1, 28, 28), np.float32), "y": np.array([0, 10])}, "labels up to 10, out of range"),
         ({"x": np.zeros((2, 3, 28, 28), np.float32), "y": np.zeros(2, np.int64)}, "shape 3x28x28; resnet20 takes"),
@@ -163,6 +162,23 @@ def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], message: str)
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(UserError, match=message):
         open_dataset(str(tmp_path / "d.npz"), FMNIST)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.full((3, 1, 28, 28), np.nan, np.float32),
+        np.full((3, 1, 28, 28), np.inf, np.float16),
+        np.full((3, 1, 28, 28), 1e300, np.float64),  # finite in the file, infinite in float32
+    ],
+)
+def test_npz_non_finite_values_are_refused_when_read(tmp_path: Path, x: np.ndarray) -> None:
+    x[:1] = 0.5  # the first sample is fine: the error names the first bad one
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(3, np.int64))
+    ds = open_dataset(str(tmp_path / "d.npz"), FMNIST)
+    assert ds.take(1)[0].max() == 0.5
+    with pytest.raises(UserError, match=r"x\[1\] holds NaN or infinite values, or values beyond float32"):
+        list(ds.batches(2))
 
 
 def test_npz_pickled_objects_refused(tmp_path: Path) -> None:
@@ -218,3 +234,76 @@ def test_fashion_mnist_errors() -> None:
         open_dataset("fashion-mnist:test", ModelInfo(arch="resnet18", in_channels=2, input_size=28))
     with pytest.raises(UserError, match="out of range for resnet20 with 5 classes"):
         open_dataset("fashion-mnist:test", ModelInfo(arch="resnet20", num_classes=5, in_channels=1, input_size=28))
+
+
+# --- the same images give the same input, whatever file they come in ----------------------------------------------
+
+
+def test_uint8_npz_is_normalised_like_the_same_images_in_a_folder(tmp_path: Path) -> None:
+    """A model that normalises outside its graph: a uint8 .npz got raw [0, 1] values, a folder ImageNet mean/std."""
+    info = ModelInfo(arch="resnet18", num_classes=3, in_channels=3, input_size=32)  # caller normalises
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    for i, img in enumerate(pixels):
+        (tmp_path / "data" / f"c{i}").mkdir(parents=True)
+        Image.fromarray(img).save(tmp_path / "data" / f"c{i}" / "a.png")
+    np.savez(tmp_path / "d.npz", x=pixels.transpose(0, 3, 1, 2), y=np.arange(3))
+    from_folder, _ = open_dataset(str(tmp_path / "data"), info).take(3)
+    from_npz, _ = open_dataset(str(tmp_path / "d.npz"), info).take(3)
+    np.testing.assert_array_equal(from_npz, from_folder)
+    assert from_npz.min() < 0  # ImageNet mean/std applied
+    # and a model that normalises inside its graph gets [0, 1] from both
+    inside = ModelInfo(arch="resnet18", num_classes=3, in_channels=3, input_size=32, mean=[0.5] * 3, std=[0.5] * 3)
+    a, _ = open_dataset(str(tmp_path / "data"), inside).take(3)
+    b, _ = open_dataset(str(tmp_path / "d.npz"), inside).take(3)
+    np.testing.assert_array_equal(a, b)
+    assert b.min() >= 0
+
+
+def test_uint16_npz_is_scaled(tmp_path: Path) -> None:
+    x = np.full((2, 28, 28), 257 * 51, np.uint16)
+    np.savez(tmp_path / "d.npz", x=x, y=np.zeros(2, np.int64))
+    np.testing.assert_allclose(open_dataset(str(tmp_path / "d.npz"), FMNIST).take(2)[0], 0.2, atol=1e-7)
+
+
+def test_folder_reads_bmp_and_webp(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    Image.new("RGB", (32, 32), (10, 10, 10)).save(root / "a" / "x.bmp")
+    Image.new("RGB", (32, 32), (20, 20, 20)).save(root / "b" / "y.webp", lossless=True)
+    Image.new("RGB", (32, 32), (30, 30, 30)).save(root / "b" / "z.PNG")
+    ds = open_dataset(str(root), SMALL_RGB)
+    assert len(ds) == 3
+    x, y = ds.take(3)
+    assert y.tolist() == [0, 1, 1]
+    np.testing.assert_allclose(x.mean(axis=(1, 2, 3)) * 255, [10, 20, 30], atol=1e-4)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".tiff", ".TIF"])
+def test_folder_refuses_image_formats_it_does_not_read(tmp_path: Path, suffix: str) -> None:
+    root = make_folder(tmp_path / "data")
+    Image.new("RGB", (8, 8)).save(root / "cat" / f"extra{suffix}")
+    with pytest.raises(UserError, match=rf"extra{suffix}: \{suffix.lower()} images are not read"):
+        open_dataset(str(root), SMALL_RGB)
+
+
+def test_folder_counts_files_that_are_not_images(tmp_path: Path) -> None:
+    ds = open_dataset(str(make_folder(tmp_path / "data")), SMALL_RGB)
+    assert "ignored 3 files that are not images" in ds.describe()
+
+
+@needs_fmnist
+def test_fashion_mnist_is_read_a_batch_at_a_time() -> None:
+    """Opening the training split and taking 512 images (what calibration reads) costs about 512 images: the old
+    reader decoded all 60,000 into float32 (188 MB) plus two more copies."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        ds = open_dataset("fashion-mnist:train", FMNIST)
+        x, _ = ds.take(512)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert x.shape == (512, 1, 28, 28) and len(ds) == 60000
+    assert peak < 8 << 20

@@ -118,3 +118,29 @@ def test_unsupported_channels(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     with pytest.raises(UserError, match="4 input channels"):
         load_image(tmp_path / "a.png", ModelInfo(arch="resnet18", in_channels=4, input_size=64))
+
+
+# --- bit depths and formats shared by calibration and evaluation ---------------------------------------------------
+
+
+def test_16_bit_grey_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    """A 16-bit copy of an 8-bit image (each level v stored as v * 257) preprocesses to the same values; clipping
+    at 255 (what Pillow's convert("L") does) turned every pixel above level 0 into white."""
+    pixels = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(pixels, mode="L").save(tmp_path / "8.png")
+    Image.fromarray(pixels.astype(np.uint16) * 257).save(tmp_path / "16.png")
+    assert Image.open(tmp_path / "16.png").mode == "I;16"
+    np.testing.assert_array_equal(load_image(tmp_path / "16.png", FMNIST), load_image(tmp_path / "8.png", FMNIST))
+    # resized and replicated for an ImageNet model: within one level of the 8-bit path (which rounds to uint8)
+    np.testing.assert_allclose(
+        load_image(tmp_path / "16.png", IMAGENET), load_image(tmp_path / "8.png", IMAGENET), atol=1.01 / 255 / 0.224
+    )
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".webp", ".BMP"])
+def test_bmp_and_webp_are_read(tmp_path: Path, suffix: str) -> None:
+    Image.new("RGB", (28, 28), (51, 102, 153)).save(
+        tmp_path / f"a{suffix}", **({"lossless": True} if "webp" in suffix else {})
+    )
+    x = load_image(tmp_path / f"a{suffix}", ModelInfo(arch="resnet18", input_size=28, mean=[0.0] * 3, std=[1.0] * 3))
+    np.testing.assert_allclose(x[:, 5, 5], [0.2, 0.4, 0.6], atol=1e-6)
