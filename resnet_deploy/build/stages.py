@@ -219,7 +219,9 @@ def precision(
         calib, desc = calibration_data(options, model, info, result, say)
         result.calibration_data = desc.get("spec")
         eval_data = evaluation_data(options, model, info) if options.eval_data is not None else None
-        int8 = dataclasses.replace(options.int8, placement=options.int8.placement or backend)
+        from .options import DEFAULT_PLACEMENT
+
+        int8 = dataclasses.replace(options.int8, placement=options.int8.placement or DEFAULT_PLACEMENT[backend])
         started = [time.perf_counter()]
 
         def step(message: str) -> None:
@@ -321,6 +323,12 @@ def backend_build(
 
         OnnxRuntimeModel(model).close()
         return model
+    if backend == "openvino":
+        say("verify", "compiling the result in OpenVINO")
+        from ..backends.openvino import OpenVinoModel
+
+        OpenVinoModel(model).close()
+        return model
     from ..backends.tensorrt.builder import build_engine
 
     say("tensorrt", "building the engine")
@@ -358,10 +366,39 @@ def write(options: BuildOptions, model: onnx.ModelProto, backend: str, result: B
     data = model.SerializeToString()
     if options.emit_onnx is not None:
         result.emitted_onnx = atomic_write_bytes(options.emit_onnx, data)
-    if backend == "onnxruntime":
+    if backend == "openvino" and Path(result.output).suffix.lower() == ".xml":
+        say("write", f"{result.output} (OpenVINO IR)")
+        write_openvino_ir(model, Path(result.output))
+    elif backend in ("onnxruntime", "openvino"):
         say("write", str(result.output))
         atomic_write_bytes(result.output, data)
     result.output_bytes = Path(result.output).stat().st_size
     if result.int8 is not None and result.int8.cache_to_write is not None:
         result.int8.cache.save(result.int8.cache_to_write)
         result.calib_cache_written = result.int8.cache_to_write
+
+
+def write_openvino_ir(model: onnx.ModelProto, xml: Path) -> None:
+    """``openvino.save_model`` of the graph as ``xml`` + ``.bin``, both atomically (weights first, so an ``.xml``
+    never names weights that are not there yet), FP32 weights as they are (``compress_to_fp16`` would round them),
+    the graph's metadata in ``rt_info`` for :class:`~resnet_deploy.backends.openvino.OpenVinoModel`."""
+    import io
+    import os
+    import tempfile
+
+    from .._io import atomic_path
+    from ..backends.openvino import PRECISION_KEY, RT_INFO_KEY, ir_weights, require_openvino
+    from ..onnx_io import graph_precision
+
+    ov = require_openvino()
+    ov_model = ov.Core().read_model(io.BytesIO(model.SerializeToString()))
+    for prop in model.metadata_props:
+        ov_model.set_rt_info(prop.value, [RT_INFO_KEY, prop.key])
+    ov_model.set_rt_info(graph_precision(model), [RT_INFO_KEY, PRECISION_KEY])
+    with tempfile.TemporaryDirectory(prefix=".ir.", dir=xml.resolve().parent) as tmp:
+        staged = Path(tmp) / "model.xml"
+        ov.save_model(ov_model, str(staged), compress_to_fp16=False)
+        with atomic_path(ir_weights(xml)) as bin_tmp:
+            os.replace(ir_weights(staged), bin_tmp)
+        with atomic_path(xml) as xml_tmp:
+            os.replace(staged, xml_tmp)
