@@ -123,7 +123,9 @@ def validate(options: BuildOptions) -> None:
 
 
 def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
-    """(backend, why) with ``auto`` resolved: TensorRT where a TensorRT runtime and a GPU are usable."""
+    """(backend, why) with ``auto`` resolved: TensorRT where a TensorRT runtime and a GPU are usable, else the
+    ONNX Runtime graph, which OpenVINO runs too: with OpenVINO installed, the build then times both runtimes on it
+    and reports the faster (:func:`~resnet_deploy.build.stages.cpu_runtime_choice`)."""
     if options.backend != "auto":
         return options.backend, None
     from ..backends.tensorrt import tensorrt_status
@@ -131,6 +133,13 @@ def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
     st = tensorrt_status()
     if st["can_run"]:
         return "tensorrt", f"auto: TensorRT ({st['flavour']} {st['version']}) with a usable GPU"
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is not None:
+        return (
+            "onnxruntime",
+            f"auto: ONNX Runtime or OpenVINO, timed on the result, as TensorRT cannot run here ({st['reason']})",
+        )
     return "onnxruntime", f"auto: ONNX Runtime, because TensorRT cannot run here ({st['reason']})"
 
 
@@ -141,6 +150,8 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
     suffix = out.suffix.lower()
     if backend == "onnxruntime" and suffix in ENGINE_SUFFIXES:
         raise UserError(f"{out} looks like a TensorRT engine, but the backend is ONNX Runtime: name it .onnx")
+    if backend == "onnxruntime" and suffix == ".xml":
+        raise UserError(f"{out}: ONNX Runtime runs .onnx; OpenVINO IR (.xml) needs --backend openvino")
     if backend == "openvino" and suffix not in OPENVINO_SUFFIXES:
         raise UserError(f"{out}: the OpenVINO backend writes .onnx, or OpenVINO IR as .xml (+ .bin beside it)")
     if backend == "openvino" and options.residual_fusion == "plugin":

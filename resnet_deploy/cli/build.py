@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--backend",
         choices=("onnxruntime", "openvino", "tensorrt", "auto"),
         default="onnxruntime",
-        help="onnxruntime or openvino: an .onnx (openvino also .xml IR) for the CPU; tensorrt: an engine",
+        help="onnxruntime or openvino: an .onnx (openvino also .xml IR) for the CPU; tensorrt: an engine; auto: "
+        "TensorRT where it runs, else the CPU graph, timed on ONNX Runtime and OpenVINO to name the faster",
     )
     p.add_argument("--io-dtype", choices=("fp32", "fp16"), default="fp32", help="FP16 graph input/output dtype")
     p.add_argument("-o", "--output", required=True, help="output .onnx (ONNX Runtime) or .engine (TensorRT)")
