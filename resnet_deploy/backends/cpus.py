@@ -60,6 +60,14 @@ def _v1_quota(quota_text: str | None, period_text: str | None) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
+def _v2_at(d: Path) -> float | None:
+    return _v2_quota(_read(d / "cpu.max"))
+
+
+def _v1_at(d: Path) -> float | None:
+    return _v1_quota(_read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us"))
+
+
 def cgroup_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> tuple[float | None, str]:
     """(the tightest CPU quota on this process's cgroup path, in CPUs, or None; the file it came from).
 
@@ -71,15 +79,13 @@ def cgroup_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROU
         controllers, _, rel = rest.partition(":")
         if not rel.startswith("/"):
             continue
+        base: Path | None = None
         if hier == "0" and controllers == "":  # cgroup v2, unified
-            base, read = cgroup_root, lambda d: _v2_quota(_read(d / "cpu.max"))
+            base, read = cgroup_root, _v2_at
         elif "cpu" in controllers.split(","):  # cgroup v1, the cpu controller's own hierarchy
             names = (controllers, "cpu", "cpu,cpuacct")
-            base = next((cgroup_root / n for n in names if (cgroup_root / n).is_dir()), None)
-            if base is None:
-                continue
-            read = lambda d: _v1_quota(_read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us"))  # noqa: E731
-        else:
+            base, read = next((cgroup_root / n for n in names if (cgroup_root / n).is_dir()), None), _v1_at
+        if base is None:
             continue
         parts = [p for p in rel.split("/") if p and p != ".."]
         for depth in range(len(parts), -1, -1):
