@@ -11,8 +11,9 @@ Models:
 All FP32 and INT8 graphs come from resnet_deploy.build (export -> onnxsim -> BN folding -> Q/DQ). Per model: ours
 FP32 and INT8 (ONNX Runtime placement) on ONNX Runtime (spinning off, the default; from 2 threads also with spinning
 on) and on OpenVINO, ORT quantize_static's INT8 on ONNX Runtime and NNCF's INT8 on OpenVINO (both calibrated on the
-same images as ours), PyTorch eager FP32. All targets of one batch size and thread count are measured interleaved in
-one process (see resnet_deploy.benchmark.core), at 1 and 2 threads; then a contention run at batch 1: a busy process
+same images as ours), our INT8 in TensorRT's placement on OpenVINO (the same calibration: which placement OpenVINO
+runs best), PyTorch eager FP32. All targets of one batch size and thread count are measured interleaved in one
+process (see resnet_deploy.benchmark.core), at 1 and 2 threads; then a contention run at batch 1: a busy process
 pinned to the last core, started and stopped by this script (by PID; it also ends by itself after
 --contention-limit seconds). Needs the cpu-peers extra: pip install -e '.[cpu-peers]'.
 
@@ -64,6 +65,7 @@ KINDS = (
     "int8 onnxruntime",
     "int8 onnxruntime spinning",
     "int8 openvino",
+    "int8 openvino tensorrt-placement",
     f"int8 onnxruntime {PEER_ORT}",
     f"int8 openvino {PEER_NNCF}",
     "fp32 pytorch",
@@ -117,7 +119,8 @@ def build_pair(
 ) -> dict[str, Any]:
     """FP32 and INT8 ONNX of one model through resnet_deploy.build; returns paths and build facts."""
     fp32, int8 = work / f"{name}_fp32.onnx", work / f"{name}_int8.onnx"
-    facts: dict[str, Any] = {"fp32": str(fp32), "int8": str(int8)}
+    int8_trt, cache = work / f"{name}_int8_trtplace.onnx", work / f"{name}_calib.json"
+    facts: dict[str, Any] = {"fp32": str(fp32), "int8": str(int8), "int8_trtplace": str(int8_trt)}
     src = bundled_checkpoints().get(str(weights), Path(weights))
     if reuse and fp32.exists() and src.exists() and fp32.stat().st_mtime < src.stat().st_mtime:
         reuse = False  # the checkpoint changed since the last build
@@ -127,13 +130,23 @@ def build_pair(
         facts["fp32_build_s"] = round(r.seconds, 1)
     if not (reuse and int8.exists()):
         say(f"build {name} int8 ({'synthetic' if synthetic else 'fashion-mnist:train'} calibration)")
+        cache.unlink(missing_ok=True)  # a cache of an earlier run would be reused instead of calibrating
         opts = BuildOptions(output=int8, onnx=fp32, precision="int8")
+        opts.int8.cache_path = cache
         if synthetic:
             opts.calib_data, opts.calib_samples = "synthetic", SYNTHETIC_SAMPLES
         r = build(opts)
         facts["int8_build_s"] = round(r.seconds, 1)
         facts["int8_report"] = r.int8.to_dict() if r.int8 is not None and hasattr(r.int8, "to_dict") else None
         facts["int8_notes"] = r.notes + r.warnings
+        int8_trt.unlink(missing_ok=True)
+    if not (reuse and int8_trt.exists()):
+        # The third candidate for OpenVINO: TensorRT's placement (int8 symmetric, Q/DQ on conv inputs only) from the
+        # same calibration cache, so the run shows which placement OpenVINO runs best.
+        say(f"build {name} int8, TensorRT placement, from the same calibration")
+        opts = BuildOptions(output=int8_trt, onnx=fp32, precision="int8")
+        opts.int8.cache_path, opts.int8.placement = cache, "tensorrt"
+        build(opts)
     return facts
 
 
@@ -216,6 +229,8 @@ def model_targets(rec: dict[str, Any], threads: int, evaluate: bool) -> list[Tar
         add(f"{name} int8 onnxruntime spinning", OnnxRuntimeModel(int8, threads=threads, spinning=True), int8, ev=False)
     add(f"{name} fp32 openvino", OpenVinoModel(fp32, threads=threads), fp32)
     add(f"{name} int8 openvino", OpenVinoModel(int8, threads=threads), int8)
+    trt_place = Path(rec["int8_trtplace"])
+    add(f"{name} int8 openvino tensorrt-placement", OpenVinoModel(trt_place, threads=threads), trt_place)
     if rec.get("ortq"):
         ortq = Path(rec["ortq"])
         add(f"{name} int8 onnxruntime {PEER_ORT}", OnnxRuntimeModel(ortq, threads=threads), ortq, role="reference")
@@ -487,7 +502,7 @@ def _fastest(
     return min(found) if found else None
 
 
-OURS_INT8 = ("int8 onnxruntime", "int8 openvino")
+OURS_INT8 = ("int8 onnxruntime", "int8 openvino", "int8 openvino tensorrt-placement")
 PEERS_INT8 = (f"int8 onnxruntime {PEER_ORT}", f"int8 openvino {PEER_NNCF}")
 
 
