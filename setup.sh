@@ -13,7 +13,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # torch==2.13.0 pins the CPU build these machines carry; the package itself only asks for a range.
-.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 -e ".[dev]"
+.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 -e ".[dev,openvino]"
 # Type stubs of TensorRT 10.13's Python API, for the mypy check of code only a TensorRT GPU can run. Without
 # --no-deps pip would pull the `tensorrt` placeholder, which cannot install here.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps tensorrt-stubs==10.13.0.35.1

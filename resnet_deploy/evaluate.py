@@ -296,10 +296,12 @@ def evaluate_model(
     limit: int | None = None,
     progress: bool = True,
     output: str | Path | None = None,
+    runtime: str | None = None,
 ) -> EvalReport:
     """``resnet-deploy eval``: load ``model`` (and ``reference``) with :func:`resnet_deploy.load`, evaluate on
     ``data`` (default: the model's own test set when it is a Fashion-MNIST model), and write the JSON report to
-    ``output`` when given. ``arch`` is needed only for checkpoints that do not name their architecture."""
+    ``output`` when given. ``arch`` is needed only for checkpoints that do not name their architecture;
+    ``runtime`` ("onnxruntime", "openvino") says what runs an ``.onnx`` ``model``."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
@@ -312,7 +314,7 @@ def evaluate_model(
         if data is not None and Path(data).exists():
             inputs.append(("--data", data))
         check_no_collisions({"-o": output}, inputs)
-    loaded = load(model, arch=arch)
+    loaded = load(model, arch=arch, runtime=runtime)
     ref_model = None
     try:
         info = describe_or_shape(loaded.info, loaded.input_shape)

@@ -61,3 +61,15 @@ def test_the_cli_parser_and_models_listing_import_no_torch(tmp_path: Path) -> No
 def test_loading_a_checkpoint_does_import_torch(tmp_path: Path) -> None:
     """The other side of the same check: a bundled checkpoint runs in PyTorch eager, so torch must appear."""
     assert "torch" in imported_after("import resnet_deploy\nresnet_deploy.load('fmnist_resnet20')", tmp_path)
+
+
+def test_running_an_onnx_on_openvino_imports_no_torch_nor_onnx(onnx_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    code = (
+        "import numpy as np, resnet_deploy\n"
+        f"m = resnet_deploy.load({str(onnx_file)!r}, runtime='openvino')\n"
+        "assert m.predict(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)\n"
+    )
+    mods = imported_after(code, tmp_path)
+    assert "openvino" in mods
+    assert not [m for m in (*HEAVY, "onnx", "onnxruntime") if m in mods]

@@ -1,8 +1,8 @@
 """``resnet_deploy.load``: one call from a model file or bundled name to a ready :class:`InferenceModel`.
 
-The backend follows from the file: ONNX Runtime for ``.onnx``, TensorRT for engines, PyTorch eager for checkpoints
-and bundled checkpoint names. Each backend module is imported only when its kind of model is loaded, so loading an
-``.onnx`` never imports PyTorch or TensorRT.
+The backend follows from the file: ONNX Runtime for ``.onnx`` (OpenVINO with ``runtime="openvino"``), OpenVINO for
+IR ``.xml``, TensorRT for engines, PyTorch eager for checkpoints and bundled checkpoint names. Each backend module
+is imported only when its kind of model is loaded, so loading an ``.onnx`` never imports PyTorch or TensorRT.
 """
 
 from __future__ import annotations
@@ -16,17 +16,28 @@ from .base import InferenceModel
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+IR_SUFFIX = ".xml"
+#: what runs an ``.onnx``: ``load(..., runtime=...)``, ``--runtime`` of eval and bench
+RUNTIMES = ("onnxruntime", "openvino")
 
 _OPTIONS = {
-    "onnx": {"providers", "threads", "optimization"},
+    "onnx": {"providers", "threads", "optimization", "spinning", "runtime"},
+    "ir": {"threads", "runtime"},
     "engine": {"device", "cuda_graphs", "sidecar"},
     "checkpoint": {"arch", "input_size", "device", "half"},
 }
-_WHAT = {"onnx": "an ONNX model", "engine": "a TensorRT engine", "checkpoint": "a PyTorch checkpoint"}
+_OPTIONS_OPENVINO = {"threads", "runtime"}
+_WHAT = {
+    "onnx": "an ONNX model",
+    "ir": "an OpenVINO IR",
+    "engine": "a TensorRT engine",
+    "checkpoint": "a PyTorch checkpoint",
+}
 
 
 def model_kind(spec: str | Path) -> str:
-    """ "onnx", "engine" or "checkpoint" for what ``spec`` names (by suffix or bundled name), checking it exists."""
+    """ "onnx", "ir", "engine" or "checkpoint" for what ``spec`` names (by suffix or bundled name), checking it
+    exists."""
     if isinstance(spec, str) and spec in bundled_checkpoints():
         return "checkpoint"
     path = Path(spec)
@@ -39,11 +50,13 @@ def model_kind(spec: str | Path) -> str:
         return "onnx"
     if suffix in ENGINE_SUFFIXES:
         return "engine"
+    if suffix == IR_SUFFIX:
+        return "ir"
     if suffix in CHECKPOINT_SUFFIXES:
         return "checkpoint"
     raise UserError(
-        f"{spec} is not a model: expected .onnx, a TensorRT engine ({', '.join(ENGINE_SUFFIXES)}), "
-        f"or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
+        f"{spec} is not a model: expected .onnx, an OpenVINO IR (.xml), a TensorRT engine "
+        f"({', '.join(ENGINE_SUFFIXES)}), or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
     )
 
 
@@ -59,6 +72,8 @@ def model_files(spec: str | Path, flag: str = "MODEL") -> dict[str, Path]:
     files = {flag: path}
     if path.suffix.lower() in ENGINE_SUFFIXES:
         files[f"{flag}'s sidecar"] = path.with_name(path.name + ".json")
+    if path.suffix.lower() == IR_SUFFIX:
+        files[f"{flag}'s weights"] = path.with_suffix(".bin")
     return files
 
 
@@ -66,7 +81,9 @@ def load(spec: str | Path, **options: Any) -> InferenceModel:
     """Load a model for inference: an ``.onnx`` file (ONNX Runtime), a TensorRT engine (``.engine``/``.plan``/
     ``.trt``), or a PyTorch checkpoint file or bundled checkpoint name (PyTorch eager, e.g. ``"fmnist_resnet20"``).
 
-    Options by kind -- ONNX: ``providers``, ``threads``, ``optimization`` ("all", "basic", "none"). Engine:
+    Options by kind -- ONNX: ``runtime`` ("onnxruntime", the default, or "openvino"), ``threads`` (default: the
+    cores this process may use), and for ONNX Runtime ``providers``, ``optimization`` ("all", "basic", "none"),
+    ``spinning`` (False). OpenVINO IR: ``threads``. Engine:
     ``device`` (int), ``cuda_graphs`` (bool), ``sidecar`` (path; default ``<engine>.json``). Checkpoint: ``arch``
     (for files that do not name it), ``input_size``, ``device`` ("cpu", "cuda"), ``half``. Anything wrong -- a
     missing file, an option for another kind, an engine this machine cannot run or that does not match its
@@ -81,6 +98,18 @@ def load(spec: str | Path, **options: Any) -> InferenceModel:
             raise UserError(f"{as_flags} applies to PyTorch checkpoints, not to {spec}")
         raise UserError(f"unknown option(s) {flags} for {_WHAT[kind]} (allowed: {', '.join(sorted(_OPTIONS[kind]))})")
     given = {k: v for k, v in options.items() if v is not None}
+    runtime = given.pop("runtime", "openvino" if kind == "ir" else "onnxruntime")
+    if kind in ("onnx", "ir") and runtime not in RUNTIMES:
+        raise UserError(f"unknown runtime '{runtime}' (choose {' or '.join(RUNTIMES)})")
+    if kind == "ir" and runtime != "openvino":
+        raise UserError(f"{spec} is OpenVINO IR: only the openvino runtime runs it")
+    if kind in ("onnx", "ir") and runtime == "openvino":
+        extra = sorted(set(given) - _OPTIONS_OPENVINO)
+        if extra:
+            raise UserError(f"{', '.join(extra)} applies to ONNX Runtime, not to the openvino runtime")
+        from .openvino import OpenVinoModel
+
+        return OpenVinoModel(Path(spec), **given)
     if kind == "onnx":
         from .onnxruntime import OnnxRuntimeModel
 

@@ -75,11 +75,12 @@ def bench(
     cuda_graphs: bool = True,
     outputs: BenchOutputs | None = None,
     progress: Progress | None = None,
+    runtime: str | None = None,
 ) -> BenchResult:
     """Measure ``models`` (paths or bundled names) as ``config`` says, with same-weights baselines when asked.
 
     Ctrl-C ends the run early: the result is then marked ``interrupted`` and holds the batch sizes that finished
-    (the files are written either way).
+    (the files are written either way). ``runtime`` ("onnxruntime", "openvino") runs every ``.onnx`` MODEL.
     """
     outputs = outputs or BenchOutputs()
     config.validate()
@@ -89,7 +90,7 @@ def bench(
         inputs.append(("--data", config.data))
     outputs.check(inputs)
     device = resolve_device(device)
-    targets = [load_target(m, config.threads, device, cuda_graphs) for m in models]
+    targets = [load_target(m, config.threads, device, cuda_graphs, runtime) for m in models]
     dedupe_labels(targets)
     notes: list[str] = []
     if baselines:

@@ -8,6 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..backends.cpus import cpu_budget
+
 # Flags that decide which kernels ONNX Runtime and PyTorch pick on x86 (and thus the speed of INT8 and FP32).
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "f16c")
 
@@ -102,6 +104,7 @@ def machine_info(gpu_name: str | None = None, threads: int | None = None, note: 
     except (KeyError, ValueError):
         mhz = None
     peak, basis = cpu_peak_gflops(flags, cores, mhz)
+    budget = cpu_budget()
     try:
         load = [round(v, 2) for v in os.getloadavg()]
     except OSError:
@@ -110,7 +113,10 @@ def machine_info(gpu_name: str | None = None, threads: int | None = None, note: 
         "cpu": info.get("model name") or platform.processor() or platform.machine(),
         "cpu_family_model": f"{info.get('cpu family', '?')}/{info.get('model', '?')}" if info else None,
         "cores": cores,
-        "threads_used": threads or cores,
+        # what the CPU runtimes were given: --threads, else the cores affinity and cgroup quota grant
+        "threads_used": threads or budget.threads,
+        "cpu_budget": budget.describe(),
+        "onnxruntime_spinning": False,
         "cpu_mhz": mhz,
         "isa": {f: f in flags for f in ISA_FLAGS},
         "hypervisor": "hypervisor" in flags,
@@ -119,6 +125,7 @@ def machine_info(gpu_name: str | None = None, threads: int | None = None, note: 
         "arch": platform.machine(),
         "python": platform.python_version(),
         "onnxruntime": _version("onnxruntime"),
+        "openvino": _version("openvino"),
         "torch": _version("torch"),
         "onnx": _version("onnx"),
         "numpy": _version("numpy"),

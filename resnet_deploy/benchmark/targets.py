@@ -48,18 +48,23 @@ def macs_for(model: InferenceModel, info: ModelInfo | None) -> int | None:
     return count.total if count is not None else None
 
 
-def _load_model(spec: str, threads: int | None, device: str, cuda_graphs: bool) -> InferenceModel:
+def _load_model(
+    spec: str, threads: int | None, device: str, cuda_graphs: bool, runtime: str | None = None
+) -> InferenceModel:
     kind = model_kind(spec)
-    if kind == "onnx":
-        return load(spec, threads=threads)
+    if kind in ("onnx", "ir"):
+        return load(spec, threads=threads, runtime=runtime)
     if kind == "engine":
         return load(spec, cuda_graphs=cuda_graphs)
     return load(spec, device=device)
 
 
-def load_target(spec: str, threads: int | None = None, device: str = "cpu", cuda_graphs: bool = True) -> Target:
-    """A target for anything ``resnet_deploy.runtime.load`` accepts, or a checkpoint (run in PyTorch eager)."""
-    model = _load_model(spec, threads, device, cuda_graphs)
+def load_target(
+    spec: str, threads: int | None = None, device: str = "cpu", cuda_graphs: bool = True, runtime: str | None = None
+) -> Target:
+    """A target for anything ``resnet_deploy.load`` accepts, or a checkpoint (run in PyTorch eager); ``runtime``
+    says what runs an ``.onnx`` (ONNX Runtime by default, or OpenVINO)."""
+    model = _load_model(spec, threads, device, cuda_graphs, runtime)
     info = model.info
     on_cuda = model.backend == "tensorrt" or str(getattr(model, "device", "cpu")).startswith("cuda")
     dev = "cuda" if on_cuda else "cpu"

@@ -14,7 +14,12 @@ from ..precision.placement import PLACEMENTS
 from ..precision.ptq import Int8Options
 
 PRECISIONS = ("fp32", "fp16", "int8")
-BACKENDS = ("onnxruntime", "tensorrt", "auto")
+BACKENDS = ("onnxruntime", "openvino", "tensorrt", "auto")
+#: the Q/DQ placement each backend gets by default. OpenVINO reads the ONNX Runtime placement as it is and runs every
+#: convolution of it as u8 int8 kernels (issue 17: all 53 of ResNet-50 as jit_avx2_I8), so both CPU runtimes share
+#: one graph and one calibration.
+DEFAULT_PLACEMENT = {"onnxruntime": "onnxruntime", "openvino": "onnxruntime", "tensorrt": "tensorrt"}
+OPENVINO_SUFFIXES = (".onnx", ".xml")
 RESIDUAL_FUSION = ("native", "plugin", "auto")
 DEFAULT_CHECKPOINT = "fmnist_resnet20"
 DEFAULT_CALIB_SAMPLES = 512
@@ -118,7 +123,9 @@ def validate(options: BuildOptions) -> None:
 
 
 def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
-    """(backend, why) with ``auto`` resolved: TensorRT where a TensorRT runtime and a GPU are usable."""
+    """(backend, why) with ``auto`` resolved: TensorRT where a TensorRT runtime and a GPU are usable, else the
+    ONNX Runtime graph, which OpenVINO runs too: with OpenVINO installed, the build then times both runtimes on it
+    and reports the faster (:func:`~resnet_deploy.build.stages.cpu_runtime_choice`)."""
     if options.backend != "auto":
         return options.backend, None
     from ..backends.tensorrt import tensorrt_status
@@ -126,6 +133,13 @@ def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
     st = tensorrt_status()
     if st["can_run"]:
         return "tensorrt", f"auto: TensorRT ({st['flavour']} {st['version']}) with a usable GPU"
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is not None:
+        return (
+            "onnxruntime",
+            f"auto: ONNX Runtime or OpenVINO, timed on the result, as TensorRT cannot run here ({st['reason']})",
+        )
     return "onnxruntime", f"auto: ONNX Runtime, because TensorRT cannot run here ({st['reason']})"
 
 
@@ -136,6 +150,17 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
     suffix = out.suffix.lower()
     if backend == "onnxruntime" and suffix in ENGINE_SUFFIXES:
         raise UserError(f"{out} looks like a TensorRT engine, but the backend is ONNX Runtime: name it .onnx")
+    if backend == "onnxruntime" and suffix == ".xml":
+        raise UserError(f"{out}: ONNX Runtime runs .onnx; OpenVINO IR (.xml) needs --backend openvino")
+    if backend == "openvino" and suffix not in OPENVINO_SUFFIXES:
+        raise UserError(f"{out}: the OpenVINO backend writes .onnx, or OpenVINO IR as .xml (+ .bin beside it)")
+    if backend == "openvino" and options.residual_fusion == "plugin":
+        raise UserError("--residual-fusion plugin is a TensorRT plugin: OpenVINO cannot run it")
+    if backend == "openvino" and options.int8.placement == "tensorrt":
+        raise UserError(
+            "--qdq-placement tensorrt runs as float convolutions between Q/DQ pairs on CPUs: "
+            "drop it for --backend openvino"
+        )
     if backend == "tensorrt" and suffix == ".onnx":
         raise UserError(f"{out}: the TensorRT backend writes an engine (.engine); use --emit-onnx for the ONNX")
     if backend == "tensorrt" and options.int8.placement == "onnxruntime":
@@ -151,13 +176,15 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
 
         plugin_impl(options.engine.plugin_impl)  # one line where the plugin cannot be built (TensorRT-RTX, < 10.9 AOT)
     engine_given = changed(options.engine, ENGINE_FLAGS)
-    if backend == "onnxruntime" and engine_given:
+    if backend in ("onnxruntime", "openvino") and engine_given:
         raise UserError(f"{engine_given[0]} only applies to the TensorRT backend")
     check_writable(out)
     outputs: list[tuple[str, str | Path | None]] = [("-o", out)]
     if backend == "tensorrt":
         sidecar = out.with_name(out.name + ".json")
         outputs.append(("the engine's sidecar", check_writable(sidecar)))
+    if backend == "openvino" and suffix == ".xml":
+        outputs.append(("the IR's weights", check_writable(out.with_suffix(".bin"))))
     if options.emit_onnx is not None:
         outputs.append(("--emit-onnx", check_writable(options.emit_onnx)))
     cache = options.int8.cache_path

@@ -68,6 +68,8 @@ class BuildResult:
         if self.engine is not None:  # what the TensorRT build said (ignored options, lean runtime, ...)
             lines += [f"WARNING: TensorRT: {w}" for w in self.engine.warnings]
         what = "engine" if self.backend == "tensorrt" else "ONNX"
+        if self.backend == "openvino" and Path(self.output).suffix.lower() == ".xml":
+            what = "OpenVINO IR (and its .bin)"
         lines.append(
             f"wrote {what} {self.output} ({self.output_bytes / 1e6:.2f} MB, {self.precision}, {self.backend}) "
             f"in {self.seconds:.1f} s"

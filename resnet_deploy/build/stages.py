@@ -219,7 +219,9 @@ def precision(
         calib, desc = calibration_data(options, model, info, result, say)
         result.calibration_data = desc.get("spec")
         eval_data = evaluation_data(options, model, info) if options.eval_data is not None else None
-        int8 = dataclasses.replace(options.int8, placement=options.int8.placement or backend)
+        from .options import DEFAULT_PLACEMENT
+
+        int8 = dataclasses.replace(options.int8, placement=options.int8.placement or DEFAULT_PLACEMENT[backend])
         started = [time.perf_counter()]
 
         def step(message: str) -> None:
@@ -310,16 +312,72 @@ def tag(model: onnx.ModelProto, options: BuildOptions, result: BuildResult) -> o
     return model
 
 
+def openvino_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def cpu_runtime_choice(model: onnx.ModelProto, rounds: int = 5, per_round: int = 6) -> tuple[str, str]:
+    """("onnxruntime" or "openvino", why): the runtime whose median batch-1 latency on this graph was lower here,
+    timed interleaved (``rounds`` chunks of ``per_round`` runs each, after a warm-up), with both runtimes' default
+    threads. Both read the same graph: the ONNX Runtime placement is what OpenVINO runs best too (issue 17), so the
+    choice is which runtime to load it with (``--runtime``), not a different graph."""
+    import time
+
+    from ..backends.onnxruntime import OnnxRuntimeModel
+    from ..backends.openvino import OpenVinoModel
+
+    runtimes = {"onnxruntime": OnnxRuntimeModel(model), "openvino": OpenVinoModel(model)}
+    first = runtimes["onnxruntime"]
+    shape = tuple(1 if d is None else d for d in first.input_shape)
+    x = np.random.default_rng(0).random(shape).astype(first.input_dtype)
+    times: dict[str, list[float]] = {name: [] for name in runtimes}
+    for m in runtimes.values():
+        for _ in range(3):
+            m.predict(x)
+    for _ in range(rounds):
+        for name, m in runtimes.items():
+            for _ in range(per_round):
+                t = time.perf_counter()
+                m.predict(x)
+                times[name].append(time.perf_counter() - t)
+    for m in runtimes.values():
+        m.close()
+    median = {name: float(np.median(v)) * 1e3 for name, v in times.items()}
+    choice = min(median, key=lambda k: median[k])
+    other = "onnxruntime" if choice == "openvino" else "openvino"
+    names = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+    how = "run it with --runtime openvino" if choice == "openvino" else "ONNX Runtime runs it by default"
+    note = (
+        f"auto: {names[choice]}, measured faster on this machine at batch 1 (median {median[choice]:.2f} ms vs "
+        f"{names[other]} {median[other]:.2f} ms, {rounds * per_round} runs each, interleaved); {how}"
+    )
+    return choice, note
+
+
 def backend_build(
     options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None, backend: str, result: BuildResult, say: Say
 ) -> onnx.ModelProto:
     """ONNX Runtime: load the graph once (one it cannot load is never written). TensorRT: build the engine and
     its sidecar at the output. Returns the graph the output was made from."""
+    if backend == "onnxruntime" and options.backend == "auto" and openvino_available():
+        say("verify", "auto: timing the result on ONNX Runtime and on OpenVINO")
+        choice, note = cpu_runtime_choice(model)
+        result.backend = choice
+        result.notes.append(note)
+        return model
     if backend == "onnxruntime":
         say("verify", "loading the result in ONNX Runtime")
         from ..backends.onnxruntime import OnnxRuntimeModel
 
         OnnxRuntimeModel(model).close()
+        return model
+    if backend == "openvino":
+        say("verify", "compiling the result in OpenVINO")
+        from ..backends.openvino import OpenVinoModel
+
+        OpenVinoModel(model).close()
         return model
     from ..backends.tensorrt.builder import build_engine
 
@@ -358,10 +416,39 @@ def write(options: BuildOptions, model: onnx.ModelProto, backend: str, result: B
     data = model.SerializeToString()
     if options.emit_onnx is not None:
         result.emitted_onnx = atomic_write_bytes(options.emit_onnx, data)
-    if backend == "onnxruntime":
+    if backend == "openvino" and Path(result.output).suffix.lower() == ".xml":
+        say("write", f"{result.output} (OpenVINO IR)")
+        write_openvino_ir(model, Path(result.output))
+    elif backend in ("onnxruntime", "openvino"):
         say("write", str(result.output))
         atomic_write_bytes(result.output, data)
     result.output_bytes = Path(result.output).stat().st_size
     if result.int8 is not None and result.int8.cache_to_write is not None:
         result.int8.cache.save(result.int8.cache_to_write)
         result.calib_cache_written = result.int8.cache_to_write
+
+
+def write_openvino_ir(model: onnx.ModelProto, xml: Path) -> None:
+    """``openvino.save_model`` of the graph as ``xml`` + ``.bin``, both atomically (weights first, so an ``.xml``
+    never names weights that are not there yet), FP32 weights as they are (``compress_to_fp16`` would round them),
+    the graph's metadata in ``rt_info`` for :class:`~resnet_deploy.backends.openvino.OpenVinoModel`."""
+    import io
+    import os
+    import tempfile
+
+    from .._io import atomic_path
+    from ..backends.openvino import PRECISION_KEY, RT_INFO_KEY, ir_weights, require_openvino
+    from ..onnx_io import graph_precision
+
+    ov = require_openvino()
+    ov_model = ov.Core().read_model(io.BytesIO(model.SerializeToString()))
+    for prop in model.metadata_props:
+        ov_model.set_rt_info(prop.value, [RT_INFO_KEY, prop.key])
+    ov_model.set_rt_info(graph_precision(model), [RT_INFO_KEY, PRECISION_KEY])
+    with tempfile.TemporaryDirectory(prefix=".ir.", dir=xml.resolve().parent) as tmp:
+        staged = Path(tmp) / "model.xml"
+        ov.save_model(ov_model, str(staged), compress_to_fp16=False)
+        with atomic_path(ir_weights(xml)) as bin_tmp:
+            os.replace(ir_weights(staged), bin_tmp)
+        with atomic_path(xml) as xml_tmp:
+            os.replace(staged, xml_tmp)

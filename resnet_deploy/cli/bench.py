@@ -22,7 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per model and batch (3)")
     p.add_argument("--warmup", type=float, default=200.0, metavar="MS", help="warm-up milliseconds (200)")
     p.add_argument("--min-iterations", type=int, default=10, metavar="N", help="iterations at least (10)")
-    p.add_argument("--threads", type=int, default=None, metavar="T", help="CPU threads (default: all cores)")
+    p.add_argument(
+        "--threads", type=int, default=None, metavar="T", help="CPU threads (default: the cores affinity/cgroup grant)"
+    )
+    p.add_argument(
+        "--runtime", choices=("onnxruntime", "openvino"), default=None, help="what runs each .onnx MODEL (onnxruntime)"
+    )
     p.add_argument("--data", default=None, metavar="SPEC", help="also measure accuracy, e.g. fashion-mnist:test")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="accuracy on the first N images only")
     p.add_argument(
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         cuda_graphs=not args.no_cuda_graphs,
         outputs=BenchOutputs(json=args.json_out, markdown=args.markdown, plot=args.plot),
         progress=_RichProgress(not args.quiet),
+        runtime=args.runtime,
     )
     if not args.quiet:
         print(to_markdown(result.report, title="resnet-deploy bench"))

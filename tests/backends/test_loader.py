@@ -62,7 +62,7 @@ def test_load_refusals(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="is not a file"):
         resnet_deploy.load(tmp_path)
     (tmp_path / "notes.txt").write_bytes(b"x")
-    with pytest.raises(UserError, match="is not a model: expected .onnx, a TensorRT engine"):
+    with pytest.raises(UserError, match=r"is not a model: expected .onnx, an OpenVINO IR \(.xml\), a TensorRT engine"):
         resnet_deploy.load(tmp_path / "notes.txt")
     (tmp_path / "weights.pth").write_bytes(b"x")  # a checkpoint by its suffix: read safely, refused as corrupt
     with pytest.raises(UserError, match="corrupt, or not a plain state dict"):

@@ -158,3 +158,20 @@ def test_ctrl_c_writes_partial_json_and_exits_130(r20: tuple[Path, Path], tmp_pa
     data = json.loads(out.read_text())
     assert data["complete"] is False
     assert [r["batch"] for r in data["results"]] == [1]
+
+
+def test_runtime_openvino_measures_the_onnx_beside_an_onnxruntime_baseline(
+    r20: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    onnx_path, ckpt = r20
+    out = tmp_path / "ov.json"
+    argv = ["bench", str(onnx_path), "--runtime", "openvino", "--duration", "0.2", "--warmup", "20"]
+    argv += ["--min-iterations", "3", "--baselines", "--weights", str(ckpt), "--json", str(out), "--quiet"]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    combos = {(r["backend"], r["role"]) for r in data["results"]}
+    assert combos == {("openvino", "model"), ("onnxruntime", "baseline"), ("pytorch", "baseline")}
+    # the report says how many threads the CPU runtimes got, and why
+    assert data["machine"]["threads_used"] >= 1 and "affinity mask" in data["machine"]["cpu_budget"]
+    assert data["machine"]["onnxruntime_spinning"] is False

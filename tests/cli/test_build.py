@@ -189,3 +189,22 @@ def test_output_checked_before_the_work(ckpt: Path, tmp_path: Path, capsys: pyte
     assert_one_line_error(code, err, "writes an engine")
     code, _, err = run(["--weights", str(ckpt), "-o", str(tmp_path / "m.engine")], capsys)
     assert_one_line_error(code, err, "looks like a TensorRT engine")
+
+
+def test_backend_openvino_writes_ir_and_refuses_engine_names(
+    ckpt: Path, calib_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    code, _, err = run(["--weights", str(ckpt), "--backend", "openvino", "-o", str(tmp_path / "m.engine")], capsys)
+    assert_one_line_error(code, err, "the OpenVINO backend writes .onnx")
+    code, _, err = run(
+        ["--weights", str(ckpt), "--backend", "openvino", "--workspace", "64", "-o", str(tmp_path / "m.onnx")], capsys
+    )
+    assert_one_line_error(code, err, "only applies to the TensorRT backend")
+    assert list(tmp_path.iterdir()) == []
+    xml = tmp_path / "m.xml"
+    args = ["--weights", str(ckpt), "--backend", "openvino", "--precision", "int8", "--calib-data", str(calib_npz)]
+    code, out, err = run([*args, "-o", str(xml)], capsys)
+    assert code == 0, err
+    assert "OpenVINO IR" in out and sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]
+    assert "Q/DQ placement: onnxruntime" in out

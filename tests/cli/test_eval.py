@@ -146,3 +146,17 @@ def test_errors_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("resnet-deploy eval: error: ") and len(err.strip().splitlines()) == 1
     assert re.search(message, err), err
+
+
+@needs_fmnist
+def test_runtime_openvino_runs_the_onnx_on_openvino(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from resnet_deploy.api import export_model
+
+    path = export_model(weights="fmnist_resnet20", out=tmp_path / "m.onnx").path
+    assert main(["eval", str(path), "--runtime", "openvino", "--limit", "200", "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["count"] == 200 and "openvino" in report["model"] and report["top1"] > 80
+    # a checkpoint has no runtime to choose: one line, exit 2
+    assert main(["eval", "fmnist_resnet20", "--runtime", "openvino", "--limit", "10"]) == 2
+    assert "runtime" in capsys.readouterr().err
