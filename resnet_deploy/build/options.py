@@ -61,7 +61,9 @@ class BuildOptions:
     weights: str | Path | None = None
     onnx: str | Path | None = None
     precision: str = "fp32"
-    backend: str = "onnxruntime"
+    # None: from the output's suffix (.engine/.plan/.trt: TensorRT, anything else: ONNX Runtime), as trtexec users
+    # expect of ``-o m.engine``; "auto": TensorRT where a TensorRT GPU runtime is usable
+    backend: str | None = None
     io_dtype: str = "fp32"
     opset: int = 17
     emit_onnx: str | Path | None = None
@@ -85,7 +87,7 @@ def validate(options: BuildOptions) -> None:
     """One-line errors for every contradiction in ``o`` that needs no file read."""
     if options.precision not in PRECISIONS:
         raise UserError(f"unknown precision '{options.precision}' (choose from {', '.join(PRECISIONS)})")
-    if options.backend not in BACKENDS:
+    if options.backend is not None and options.backend not in BACKENDS:
         raise UserError(f"unknown backend '{options.backend}' (choose from {', '.join(BACKENDS)})")
     if options.io_dtype not in ("fp32", "fp16"):
         raise UserError(f"unknown io dtype '{options.io_dtype}' (choose fp32 or fp16)")
@@ -118,7 +120,12 @@ def validate(options: BuildOptions) -> None:
 
 
 def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
-    """(backend, why) with ``auto`` resolved: TensorRT where a TensorRT runtime and a GPU are usable."""
+    """(backend, why) with ``auto`` resolved (TensorRT where a TensorRT runtime and a GPU are usable) and no backend
+    resolved from the output's suffix."""
+    if options.backend is None:
+        if Path(options.output).suffix.lower() in ENGINE_SUFFIXES:
+            return "tensorrt", f"TensorRT, because -o {Path(options.output).name} names an engine"
+        return "onnxruntime", None
     if options.backend != "auto":
         return options.backend, None
     from ..backends.tensorrt import tensorrt_status
@@ -134,10 +141,16 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
     reads and writes are the same file (resolved symlinks, hard links), before any work starts."""
     out = Path(options.output)
     suffix = out.suffix.lower()
+    given = f"--backend {options.backend}" if options.backend is not None else "the backend"
     if backend == "onnxruntime" and suffix in ENGINE_SUFFIXES:
-        raise UserError(f"{out} looks like a TensorRT engine, but the backend is ONNX Runtime: name it .onnx")
+        raise UserError(
+            f"-o {out} looks like a TensorRT engine, but {given} is ONNX Runtime: name it .onnx, or drop --backend"
+        )
     if backend == "tensorrt" and suffix == ".onnx":
-        raise UserError(f"{out}: the TensorRT backend writes an engine (.engine); use --emit-onnx for the ONNX")
+        raise UserError(
+            f"-o {out} names an ONNX file, but {given} writes an engine (TensorRT: .engine/.plan): rename it, drop "
+            "--backend, or use --emit-onnx for the ONNX"
+        )
     if backend == "tensorrt" and options.int8.placement == "onnxruntime":
         raise UserError(
             "--qdq-placement onnxruntime does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it for engines"

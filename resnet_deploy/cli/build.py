@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--onnx", help="a float32 ONNX model instead of a checkpoint")
     src.add_argument("--opset", type=int, default=17, help="ONNX opset for the export (default 17)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
-    p.add_argument("--backend", choices=("onnxruntime", "tensorrt", "auto"), default="onnxruntime")
+    p.add_argument(
+        "--backend",
+        choices=("onnxruntime", "tensorrt", "auto"),
+        help="default: from -o (.engine/.plan/.trt: tensorrt, else onnxruntime); auto: tensorrt where a GPU runs it",
+    )
     p.add_argument("--io-dtype", choices=("fp32", "fp16"), default="fp32", help="FP16 graph input/output dtype")
     p.add_argument("-o", "--output", required=True, help="output .onnx (ONNX Runtime) or .engine (TensorRT)")
     p.add_argument("--emit-onnx", metavar="PATH", help="also write the final ONNX graph here")

@@ -43,8 +43,20 @@ def test_contradictions_are_one_line(options: BuildOptions, match: str) -> None:
         validate(options)
 
 
+def test_the_output_suffix_selects_the_backend() -> None:
+    for name in ("m.engine", "m.PLAN", "m.trt"):
+        backend, why = resolve_backend(BuildOptions(output=name))
+        assert backend == "tensorrt" and why is not None and name in why
+    assert resolve_backend(BuildOptions(output="m.onnx")) == ("onnxruntime", None)
+    assert resolve_backend(BuildOptions(output="m.onnx", backend="tensorrt")) == ("tensorrt", None)  # then refused
+
+
 def test_outputs_are_checked_against_the_backend(tmp_path: Path) -> None:
     assert resolve_backend(BuildOptions(backend="tensorrt")) == ("tensorrt", None)
+    with pytest.raises(UserError, match="--backend onnxruntime is ONNX Runtime"):
+        check_outputs(BuildOptions(output=tmp_path / "m.plan", backend="onnxruntime"), "onnxruntime")
+    with pytest.raises(UserError, match="names an ONNX file, but --backend tensorrt writes an engine"):
+        check_outputs(BuildOptions(output=tmp_path / "m.onnx", backend="tensorrt"), "tensorrt")
     with pytest.raises(UserError, match="looks like a TensorRT engine"):
         check_outputs(BuildOptions(output=tmp_path / "m.engine"), "onnxruntime")
     with pytest.raises(UserError, match="writes an engine"):

@@ -187,5 +187,21 @@ def test_output_checked_before_the_work(ckpt: Path, tmp_path: Path, capsys: pyte
     assert_one_line_error(code, err, "does not exist")
     code, _, err = run(["--weights", str(ckpt), "--backend", "tensorrt", "-o", str(tmp_path / "m.onnx")], capsys)
     assert_one_line_error(code, err, "writes an engine")
-    code, _, err = run(["--weights", str(ckpt), "-o", str(tmp_path / "m.engine")], capsys)
-    assert_one_line_error(code, err, "looks like a TensorRT engine")
+    # -o m.engine alone selects TensorRT; against an explicit --backend it is one line naming both
+    argv = ["--weights", str(ckpt), "--backend", "onnxruntime", "-o", str(tmp_path / "m.engine")]
+    code, _, err = run(argv, capsys)
+    assert_one_line_error(code, err, "looks like a TensorRT engine, but --backend onnxruntime is ONNX Runtime")
+
+
+def test_engine_suffix_selects_tensorrt(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-o m.plan` with no --backend builds an engine (TensorRT-RTX builds without a GPU), as trtexec users expect."""
+    from resnet_deploy.backends.tensorrt import compat
+
+    if compat.available() is None:
+        pytest.skip("neither TensorRT nor TensorRT-RTX is installed")
+    out = tmp_path / "m.plan"
+    code, stdout, err = run(["--weights", str(ckpt), "-o", str(out), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["backend"] == "tensorrt" and any("-o m.plan names an engine" in n for n in doc["notes"])
+    assert out.is_file() and (tmp_path / "m.plan.json").is_file()
