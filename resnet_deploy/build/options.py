@@ -68,6 +68,7 @@ class BuildOptions:
     opset: int = 17
     emit_onnx: str | Path | None = None
     residual_fusion: str = "native"
+    labels: str | Path | None = None  # class names, one per line: stored in the ONNX metadata / engine sidecar
     # INT8: where the calibration and evaluation images come from (the algorithm's settings are in ``int8``)
     calib_data: str | None = None
     calib_samples: int = DEFAULT_CALIB_SAMPLES
@@ -188,6 +189,7 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
             ("--weights", weights),
             ("--calib-data", options.calib_data),
             ("--eval-data", options.eval_data),
+            ("--labels", options.labels),
         )
         if value is not None and Path(value).exists()
     ]

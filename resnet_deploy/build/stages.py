@@ -8,7 +8,7 @@ write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,20 @@ def load_or_export(options: BuildOptions, say: Say) -> Source:
     say("export", "torch.onnx export")
     source = str(weights if weights is not None else f"{options.arch} (random weights)")
     return Source(torch_to_onnx(net, info, opset=options.opset), info, source, exported=True)
+
+
+def with_labels(source: Source, labels: list[str], path: str | Path | None) -> ModelInfo:
+    """``source``'s model info with the class names of ``--labels``: they travel in the ONNX metadata and the
+    engine's sidecar, and ``infer`` shows them. A graph without resnet-deploy metadata has no info to carry them."""
+    from ..data.labels import check_label_count
+
+    if source.info is None:
+        raise UserError(
+            f"--labels: {source.description} has no resnet-deploy metadata to store class names in; pass them at "
+            "run time (infer --labels) instead"
+        )
+    check_label_count(labels, source.info.num_classes, path or "", source.description)
+    return replace(source.info, labels=labels)
 
 
 def export_passes(source: Source, say: Say) -> tuple[onnx.ModelProto, list[PassReport]]:

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-o", "--output", required=True, help="output .onnx (ONNX Runtime) or .engine (TensorRT)")
     p.add_argument("--emit-onnx", metavar="PATH", help="also write the final ONNX graph here")
     p.add_argument("--json", action="store_true", help="print the build result as JSON")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line: stored with the model, shown by infer")
     q = p.add_argument_group("INT8")
     q.add_argument(
         "--qdq-placement",
@@ -126,6 +127,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         eval_samples=args.eval_samples,
         emit_onnx=args.emit_onnx,
         residual_fusion=args.residual_fusion,
+        labels=args.labels,
         int8=int8,
         engine=engine,
     )

@@ -200,8 +200,51 @@ def test_engine_suffix_selects_tensorrt(ckpt: Path, tmp_path: Path, capsys: pyte
     if compat.available() is None:
         pytest.skip("neither TensorRT nor TensorRT-RTX is installed")
     out = tmp_path / "m.plan"
-    code, stdout, err = run(["--weights", str(ckpt), "-o", str(out), "--json"], capsys)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"c{i}\n" for i in range(10)))
+    code, stdout, err = run(["--weights", str(ckpt), "-o", str(out), "--labels", str(labels), "--json"], capsys)
     assert code == 0, err
     doc = json.loads(stdout)
     assert doc["backend"] == "tensorrt" and any("-o m.plan names an engine" in n for n in doc["notes"])
-    assert out.is_file() and (tmp_path / "m.plan.json").is_file()
+    assert out.is_file()
+    sidecar = json.loads((tmp_path / "m.plan.json").read_text())
+    assert sidecar["model"]["labels"] == [f"c{i}" for i in range(10)]  # --labels travels in the sidecar
+
+
+def test_labels_are_stored_and_shown_by_infer(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+
+    names = [f"class-{i}" for i in range(10)]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(names) + "\n")
+    out = tmp_path / "m.onnx"
+    code, _, err = run(["--weights", str(ckpt), "--labels", str(labels), "-o", str(out)], capsys)
+    assert code == 0, err
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["resnet_deploy.labels"]) == names
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).uniform(size=(2, 1, 28, 28)).astype(np.float32))
+    assert main(["infer", str(out), "--input", str(x), "--top-k", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["results"][0]["top"][0]["label"] in names
+    # at run time, --labels names the classes of any model (here: overriding the stored names)
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"other-{i}\n" for i in range(10)))
+    assert main(["infer", str(out), "--input", str(x), "--top-k", "1", "--labels", str(other)]) == 0
+    assert "other-" in capsys.readouterr().out
+    # a count that is not the model's: one line, nothing written
+    short = tmp_path / "short.txt"
+    short.write_text("a\nb\n")
+    code, _, err = run(["--weights", str(ckpt), "--labels", str(short), "-o", str(tmp_path / "n.onnx")], capsys)
+    assert_one_line_error(code, err, "names 2 classes")
+    assert not (tmp_path / "n.onnx").exists()
+    assert main(["infer", str(out), "--input", str(x), "--labels", str(short)]) == 2
+    assert "names 2 classes" in capsys.readouterr().err
+    # a graph without our metadata has nowhere to keep them
+    foreign = onnx.load(str(out))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    code, _, err = run(
+        ["--onnx", str(tmp_path / "foreign.onnx"), "--labels", str(labels), "-o", str(tmp_path / "f.onnx")], capsys
+    )
+    assert_one_line_error(code, err, "infer --labels")
