@@ -116,6 +116,7 @@ class Predictions:
     backend: str = ""
     precision: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what loading the model warned about
 
     def label(self, index: int) -> str:
         if self.labels is not None and 0 <= index < len(self.labels):
@@ -254,6 +255,7 @@ def infer(
         if names is not None and labels is not None:
             check_label_count(names, preds.logits.shape[1], labels, str(model))
             preds.labels = names
+        preds.warnings = [str(w) for w in getattr(m, "warnings", [])]  # an engine without a sidecar says so
         if npy is not None:
             preds.sources = [f"{Path(npy).name}[{i}]" for i in range(len(preds.sources))]
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         labels=args.labels,
     )
+    for warning in preds.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:
         out = preds.to_dict()
         if args.save_logits:
