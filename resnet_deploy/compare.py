@@ -606,9 +606,9 @@ def compare(
         check_writable(dest)
     if outputs:
         inputs = [*model_files(a, "A").items(), *model_files(b, "B").items()]
-        for flag, v in (("--input", input_npy), ("--data", data)):
-            if v is not None and Path(v).exists():
-                inputs.append((flag, Path(v)))
+        for flag, given in (("--input", input_npy), ("--data", data)):
+            if given is not None and Path(given).exists():
+                inputs.append((flag, Path(given)))
         check_no_collisions(outputs, inputs)
     step = batch_size or (LAYERS_BATCH_SIZE if layers else DEFAULT_BATCH_SIZE)
     model_a = load(a, arch=arch_a)

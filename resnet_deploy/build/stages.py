@@ -72,6 +72,28 @@ def load_or_export(options: BuildOptions, say: Say) -> Source:
     return Source(torch_to_onnx(net, info, opset=options.opset), info, source, exported=True)
 
 
+def check_static_batch(options: BuildOptions, model: onnx.ModelProto, backend: str) -> None:
+    """A graph with a fixed batch axis builds an engine of that batch only: batch flags that ask for another one
+    are refused before any work, rather than pinned and recorded as if the engine had them. (Making the axis
+    dynamic is not safe in general: a torchvision export to batch 1 may hold Reshapes to ``[1, -1]``.)"""
+    from ..precision.calibration import static_batch
+
+    b = static_batch(model)
+    e = options.engine
+    asked = [
+        (flag, v)
+        for flag, v in (("--min-batch", e.min_batch), ("--opt-batch", e.opt_batch), ("--max-batch", e.max_batch))
+        if v is not None and not (flag == "--min-batch" and v == 1)
+    ]
+    if backend != "tensorrt" or b is None or all(v == b for _, v in asked):
+        return
+    wrong = ", ".join(f"{flag} {v}" for flag, v in asked if v != b)
+    raise UserError(
+        f"{wrong}: the ONNX input has a fixed batch of {b}, so the engine can only take batch {b}; export it with "
+        "a dynamic batch axis (torch.onnx.export(..., dynamic_axes={'input': {0: 'N'}})) or drop the flag"
+    )
+
+
 def with_labels(source: Source, labels: list[str], path: str | Path | None) -> ModelInfo:
     """``source``'s model info with the class names of ``--labels``: they travel in the ONNX metadata and the
     engine's sidecar, and ``infer`` shows them. A graph without resnet-deploy metadata has no info to carry them."""

@@ -248,3 +248,23 @@ def test_labels_are_stored_and_shown_by_infer(ckpt: Path, tmp_path: Path, capsys
         ["--onnx", str(tmp_path / "foreign.onnx"), "--labels", str(labels), "-o", str(tmp_path / "f.onnx")], capsys
     )
     assert_one_line_error(code, err, "infer --labels")
+
+
+def test_batch_flags_on_a_static_batch_onnx_are_refused(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A graph exported at batch 1 builds an engine of batch 1 only: --max-batch 8 is one line, nothing written,
+    before any work (the engine would not have the profile the sidecar recorded)."""
+    import onnx
+
+    dynamic = tmp_path / "dynamic.onnx"
+    code, _, err = run(["--weights", str(ckpt), "-o", str(dynamic)], capsys)
+    assert code == 0, err
+    static = onnx.load(str(dynamic))
+    static.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(static, str(tmp_path / "static.onnx"))
+    out = tmp_path / "m.engine"
+    for flags in (["--max-batch", "8"], ["--opt-batch", "4"], ["--min-batch", "2", "--max-batch", "2"]):
+        code, _, err = run(["--onnx", str(tmp_path / "static.onnx"), *flags, "-o", str(out)], capsys)
+        assert_one_line_error(code, err, "the ONNX input has a fixed batch of 1")
+        assert flags[-2] in err and not out.exists()
