@@ -69,6 +69,9 @@ class BuildOptions:
     emit_onnx: str | Path | None = None
     residual_fusion: str = "native"
     labels: str | Path | None = None  # class names, one per line: stored in the ONNX metadata / engine sidecar
+    # trtexec's --minShapes/--optShapes/--maxShapes: {"min"|"opt"|"max": "input:8x3x224x224"}; they set the batch
+    # profile, and the C, H, W must be the graph's (a ResNet export has a fixed input size)
+    shapes: dict[str, str] = field(default_factory=dict)
     # INT8: where the calibration and evaluation images come from (the algorithm's settings are in ``int8``)
     calib_data: str | None = None
     calib_samples: int = DEFAULT_CALIB_SAMPLES
@@ -84,8 +87,30 @@ def changed(options: Any, flags: dict[str, str]) -> list[str]:
     return [flags.get(f.name, f.name) for f in fields(options) if getattr(options, f.name) != getattr(default, f.name)]
 
 
+SHAPE_FLAGS = {"min": "--min-shapes", "opt": "--opt-shapes", "max": "--max-shapes"}
+
+
+def parse_shape(spec: str, flag: str) -> tuple[str, tuple[int, ...]]:
+    """trtexec's ``name:NxCxHxW`` (the name may be quoted) as (name, dims); one input only."""
+    name, sep, dims = spec.strip().rpartition(":")
+    name = name.strip().strip("'\"")
+    if not sep or not name or "," in spec:
+        raise UserError(f"{flag} '{spec}': expected INPUT_NAME:NxCxHxW for the model's one input (trtexec syntax)")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        raise UserError(f"{flag} '{spec}': dimensions must be integers separated by x, like 8x3x224x224") from None
+    if len(shape) != 4 or any(d < 1 for d in shape):
+        raise UserError(f"{flag} '{spec}': expected 4 positive dimensions N x C x H x W")
+    return name, shape
+
+
 def validate(options: BuildOptions) -> None:
     """One-line errors for every contradiction in ``o`` that needs no file read."""
+    for key, spec in options.shapes.items():
+        if key not in SHAPE_FLAGS:
+            raise UserError(f"unknown shape profile '{key}' (min, opt or max)")
+        parse_shape(spec, SHAPE_FLAGS[key])
     if options.precision not in PRECISIONS:
         raise UserError(f"unknown precision '{options.precision}' (choose from {', '.join(PRECISIONS)})")
     if options.backend is not None and options.backend not in BACKENDS:
@@ -164,7 +189,7 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
         from ..backends.tensorrt.plugin import plugin_impl
 
         plugin_impl(options.engine.plugin_impl)  # one line where the plugin cannot be built (TensorRT-RTX, < 10.9 AOT)
-    engine_given = changed(options.engine, ENGINE_FLAGS)
+    engine_given = changed(options.engine, ENGINE_FLAGS) + [SHAPE_FLAGS[k] for k in options.shapes]
     if backend == "onnxruntime" and engine_given:
         raise UserError(f"{engine_given[0]} only applies to the TensorRT backend")
     check_writable(out)

@@ -42,6 +42,7 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
     labels = read_labels(options.labels) if options.labels is not None else None
 
     source = stages.load_or_export(options, say)
+    options = stages.apply_shapes(options, source.model)
     stages.check_static_batch(options, source.model, backend)
     if labels is not None:
         source.info = stages.with_labels(source, labels, options.labels)

@@ -71,12 +71,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     t.add_argument("--min-batch", type=int)
     t.add_argument("--opt-batch", type=int)
     t.add_argument("--max-batch", type=int)
+    for which in ("min", "opt", "max"):
+        t.add_argument(
+            f"--{which}-shapes",
+            metavar="NAME:NxCxHxW",
+            help=f"trtexec-style {which} shape of the input (sets --{which}-batch; C, H, W must be the graph's)",
+        )
+    t.add_argument("--shapes", metavar="NAME:NxCxHxW", help="trtexec-style: min = opt = max shape of the input")
     t.add_argument("--opt-level", type=int, help="builder optimization level 0..5")
     t.add_argument("--workspace", type=int, metavar="MIB", help="workspace memory limit in MiB")
     t.add_argument("--timing-cache", metavar="FILE")
     t.add_argument("--version-compatible", action="store_true")
     t.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"))
     p.set_defaults(func=run)
+
+
+def shapes_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """``--shapes`` (all three) and ``--min/--opt/--max-shapes`` as BuildOptions.shapes; both kinds is one line."""
+    from ..errors import UserError
+
+    shapes = {k: v for k in ("min", "opt", "max") if (v := getattr(args, f"{k}_shapes")) is not None}
+    if args.shapes is not None:
+        if shapes:
+            raise UserError("give --shapes or --min/--opt/--max-shapes, not both")
+        shapes = dict.fromkeys(("min", "opt", "max"), args.shapes)
+    return shapes
 
 
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
@@ -128,6 +147,7 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         emit_onnx=args.emit_onnx,
         residual_fusion=args.residual_fusion,
         labels=args.labels,
+        shapes=shapes_from_args(args),
         int8=int8,
         engine=engine,
     )

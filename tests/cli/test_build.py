@@ -268,3 +268,40 @@ def test_batch_flags_on_a_static_batch_onnx_are_refused(
         code, _, err = run(["--onnx", str(tmp_path / "static.onnx"), *flags, "-o", str(out)], capsys)
         assert_one_line_error(code, err, "the ONNX input has a fixed batch of 1")
         assert flags[-2] in err and not out.exists()
+
+
+def test_trtexec_style_shapes(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--shapes / --min/--opt/--max-shapes NAME:NxCxHxW set the batch profile; a C, H, W other than the graph's,
+    another input name, a contradicting batch flag or ONNX Runtime are one line each, nothing written."""
+    out = tmp_path / "m.engine"
+    bad = [
+        (["--max-shapes", "input:8x1x32x32"], "fixed at 1x28x28"),
+        (["--max-shapes", "images:8x1x28x28"], "the model's input is 'input'"),
+        (["--max-shapes", "input:8x1x28"], "4 positive dimensions"),
+        (["--max-shapes", "input:8x1x28x28,other:1x1x1x1"], "INPUT_NAME:NxCxHxW"),
+        (["--shapes", "input:8x1x28x28", "--max-shapes", "input:8x1x28x28"], "not both"),
+        (["--max-shapes", "input:8x1x28x28", "--max-batch", "4"], "--max-batch 4 contradicts --max-shapes"),
+        (["--min-shapes", "input:8x1x28x28", "--max-shapes", "input:4x1x28x28"], "--min-batch 8"),
+    ]
+    for flags, match in bad:
+        code, _, err = run(["--weights", str(ckpt), *flags, "-o", str(out)], capsys)
+        assert_one_line_error(code, err, match)
+        assert not out.exists()
+    code, _, err = run(
+        ["--weights", str(ckpt), "--max-shapes", "input:8x1x28x28", "-o", str(tmp_path / "m.onnx")], capsys
+    )
+    assert_one_line_error(code, err, "--max-shapes only applies to the TensorRT backend")
+
+    from resnet_deploy.backends.tensorrt import compat
+
+    if compat.available() is None:
+        pytest.skip("neither TensorRT nor TensorRT-RTX is installed")
+    argv = ["--weights", str(ckpt), "--min-shapes", "input:2x1x28x28", "--opt-shapes", "input:4x1x28x28"]
+    code, _, err = run([*argv, "--max-shapes", "'input':8x1x28x28", "-o", str(out)], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "m.engine.json").read_text())["input"]
+    assert (sidecar["min_shape"], sidecar["opt_shape"], sidecar["max_shape"]) == (
+        [2, 1, 28, 28],
+        [4, 1, 28, 28],
+        [8, 1, 28, 28],
+    )
