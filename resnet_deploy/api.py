@@ -8,6 +8,7 @@ command              function                                        module
 ``build``            :func:`build` (:class:`BuildOptions`)           :mod:`resnet_deploy.build`
 ``infer``            :func:`infer`, :func:`predict`                  :mod:`resnet_deploy.infer`
 ``eval``             :func:`evaluate_model`, :func:`evaluate`        :mod:`resnet_deploy.evaluate`
+``compare``          :func:`compare` (:class:`CompareReport`)        :mod:`resnet_deploy.compare`
 ``inspect``          :func:`inspect_model`                           :mod:`resnet_deploy.inspection`
 ``bench``            :func:`bench`, :func:`run_benchmark`            :mod:`resnet_deploy.benchmark`
 ``triton-repo``      :func:`triton_repo`                             :mod:`resnet_deploy.serve`
@@ -22,6 +23,7 @@ from .backends.base import InferenceModel
 from .backends.loader import load
 from .benchmark import BenchConfig, BenchOutputs, BenchReport, BenchResult, bench, parse_batches, run_benchmark
 from .build import BuildOptions, BuildResult, ExportResult, build, export_model, export_onnx
+from .compare import CompareReport, compare
 from .evaluate import EvalReport, evaluate, evaluate_model
 from .infer import Predictions, infer, load_images, load_npy, predict, save_npy
 from .info import ModelInfo
@@ -37,6 +39,7 @@ __all__ = [
     "BenchResult",
     "BuildOptions",
     "BuildResult",
+    "CompareReport",
     "EvalReport",
     "ExportResult",
     "InferenceModel",
@@ -47,6 +50,7 @@ __all__ = [
     "TritonServer",
     "bench",
     "build",
+    "compare",
     "evaluate",
     "evaluate_model",
     "export_model",

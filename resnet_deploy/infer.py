@@ -13,6 +13,7 @@ import numpy as np
 from ._io import atomic_path, check_input_file, check_no_collisions, check_writable
 from .backends.base import InferenceModel, topk
 from .backends.loader import load, model_files
+from .data.labels import check_label_count, read_labels
 from .errors import UserError
 from .info import ModelInfo, describe_or_shape
 
@@ -115,6 +116,7 @@ class Predictions:
     backend: str = ""
     precision: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what loading the model warned about
 
     def label(self, index: int) -> str:
         if self.labels is not None and 0 <= index < len(self.labels):
@@ -228,9 +230,11 @@ def infer(
     input_size: int | None = None,
     save_logits: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    labels: str | Path | None = None,
 ) -> Predictions:
     """Load ``model``, run it on the inputs (``batch_size`` at a time), optionally save the logits (atomically)
-    to ``save_logits``."""
+    to ``save_logits``. ``labels`` (a file, one class name per line) names the classes instead of the model's
+    own names (any model: a foreign engine or graph has none)."""
     # Everything checkable without the model is checked first: loading an engine or a big graph takes seconds.
     if (npy is None) == (not images):
         raise UserError("give either an .npy input or image files (one of them)")
@@ -241,12 +245,17 @@ def infer(
         check_input_file(image, "image")
     if save_logits is not None:
         check_writable(save_logits)
-        inputs = [*model_files(model).items(), ("--input", npy), *(("IMAGE", p) for p in images)]
+        inputs = [*model_files(model).items(), ("--input", npy), ("--labels", labels), *(("IMAGE", p) for p in images)]
         check_no_collisions({"--save-logits": save_logits}, inputs)
+    names = read_labels(labels) if labels is not None else None
     array = load_npy(npy) if npy is not None else None
     m = load(model, arch=arch, input_size=input_size)
     try:
         preds = predict(m, array, images=images, top_k=top_k, batch_size=batch_size)
+        if names is not None and labels is not None:
+            check_label_count(names, preds.logits.shape[1], labels, str(model))
+            preds.labels = names
+        preds.warnings = [str(w) for w in getattr(m, "warnings", [])]  # an engine without a sidecar says so
         if npy is not None:
             preds.sources = [f"{Path(npy).name}[{i}]" for i in range(len(preds.sources))]
     finally:

@@ -18,6 +18,7 @@ COMMAND_FUNCTIONS = {
     "build": "build",
     "infer": "infer",
     "eval": "evaluate_model",
+    "compare": "compare",
     "inspect": "inspect_model",
     "bench": "bench",
     "triton_repo": "triton_repo",

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"passes"},
     {"backends"},
     {"precision"},
-    {"build", "evaluate", "benchmark", "inspection", "infer", "serve"},
+    {"build", "evaluate", "compare", "benchmark", "inspection", "infer", "serve"},
     {"api", ""},  # "" is the package face, resnet_deploy/__init__.py
     {"cli", "__main__"},
 ]

@@ -92,9 +92,12 @@ def bench(
     device = resolve_device(device)
     targets = [load_target(m, config.threads, device, cuda_graphs, runtime) for m in models]
     dedupe_labels(targets)
+    # what loading warned about (an engine without a sidecar: nothing verified) goes into the report's notes
+    loaded = [f"WARNING: {w}" for t in targets for w in getattr(t.model, "warnings", [])]
     notes: list[str] = []
     if baselines:
         targets, notes = add_baselines(targets, weights, config.threads, device, cuda_graphs)
+    notes = [*loaded, *notes]
     uses_gpu = any(t.device == "cuda" for t in targets)
 
     def save(report: BenchReport) -> None:

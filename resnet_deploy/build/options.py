@@ -66,11 +66,17 @@ class BuildOptions:
     weights: str | Path | None = None
     onnx: str | Path | None = None
     precision: str = "fp32"
-    backend: str = "onnxruntime"
+    # None: from the output's suffix (.engine/.plan/.trt: TensorRT, anything else: ONNX Runtime), as trtexec users
+    # expect of ``-o m.engine``; "auto": TensorRT where a TensorRT GPU runtime is usable
+    backend: str | None = None
     io_dtype: str = "fp32"
     opset: int = 17
     emit_onnx: str | Path | None = None
     residual_fusion: str = "native"
+    labels: str | Path | None = None  # class names, one per line: stored in the ONNX metadata / engine sidecar
+    # trtexec's --minShapes/--optShapes/--maxShapes: {"min"|"opt"|"max": "input:8x3x224x224"}; they set the batch
+    # profile, and the C, H, W must be the graph's (a ResNet export has a fixed input size)
+    shapes: dict[str, str] = field(default_factory=dict)
     # INT8: where the calibration and evaluation images come from (the algorithm's settings are in ``int8``)
     calib_data: str | None = None
     calib_samples: int = DEFAULT_CALIB_SAMPLES
@@ -86,11 +92,33 @@ def changed(options: Any, flags: dict[str, str]) -> list[str]:
     return [flags.get(f.name, f.name) for f in fields(options) if getattr(options, f.name) != getattr(default, f.name)]
 
 
+SHAPE_FLAGS = {"min": "--min-shapes", "opt": "--opt-shapes", "max": "--max-shapes"}
+
+
+def parse_shape(spec: str, flag: str) -> tuple[str, tuple[int, ...]]:
+    """trtexec's ``name:NxCxHxW`` (the name may be quoted) as (name, dims); one input only."""
+    name, sep, dims = spec.strip().rpartition(":")
+    name = name.strip().strip("'\"")
+    if not sep or not name or "," in spec:
+        raise UserError(f"{flag} '{spec}': expected INPUT_NAME:NxCxHxW for the model's one input (trtexec syntax)")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        raise UserError(f"{flag} '{spec}': dimensions must be integers separated by x, like 8x3x224x224") from None
+    if len(shape) != 4 or any(d < 1 for d in shape):
+        raise UserError(f"{flag} '{spec}': expected 4 positive dimensions N x C x H x W")
+    return name, shape
+
+
 def validate(options: BuildOptions) -> None:
     """One-line errors for every contradiction in ``o`` that needs no file read."""
+    for key, spec in options.shapes.items():
+        if key not in SHAPE_FLAGS:
+            raise UserError(f"unknown shape profile '{key}' (min, opt or max)")
+        parse_shape(spec, SHAPE_FLAGS[key])
     if options.precision not in PRECISIONS:
         raise UserError(f"unknown precision '{options.precision}' (choose from {', '.join(PRECISIONS)})")
-    if options.backend not in BACKENDS:
+    if options.backend is not None and options.backend not in BACKENDS:
         raise UserError(f"unknown backend '{options.backend}' (choose from {', '.join(BACKENDS)})")
     if options.io_dtype not in ("fp32", "fp16"):
         raise UserError(f"unknown io dtype '{options.io_dtype}' (choose fp32 or fp16)")
@@ -123,9 +151,17 @@ def validate(options: BuildOptions) -> None:
 
 
 def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
-    """(backend, why) with ``auto`` resolved: TensorRT where a TensorRT runtime and a GPU are usable, else the
-    ONNX Runtime graph, which OpenVINO runs too: with OpenVINO installed, the build then times both runtimes on it
-    and reports the faster (:func:`~resnet_deploy.build.stages.cpu_runtime_choice`)."""
+    """(backend, why) with ``auto`` resolved and no backend resolved from the output's suffix. ``auto``: TensorRT
+    where a TensorRT runtime and a GPU are usable, else the ONNX Runtime graph, which OpenVINO runs too: with OpenVINO
+    installed, the build then times both runtimes on it and reports the faster
+    (:func:`~resnet_deploy.build.stages.cpu_runtime_choice`)."""
+    if options.backend is None:
+        suffix = Path(options.output).suffix.lower()
+        if suffix in ENGINE_SUFFIXES:
+            return "tensorrt", f"TensorRT, because -o {Path(options.output).name} names an engine"
+        if suffix == ".xml":
+            return "openvino", f"OpenVINO, because -o {Path(options.output).name} names OpenVINO IR"
+        return "onnxruntime", None
     if options.backend != "auto":
         return options.backend, None
     from ..backends.tensorrt import tensorrt_status
@@ -148,8 +184,11 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
     reads and writes are the same file (resolved symlinks, hard links), before any work starts."""
     out = Path(options.output)
     suffix = out.suffix.lower()
+    given = f"--backend {options.backend}" if options.backend is not None else "the backend"
     if backend == "onnxruntime" and suffix in ENGINE_SUFFIXES:
-        raise UserError(f"{out} looks like a TensorRT engine, but the backend is ONNX Runtime: name it .onnx")
+        raise UserError(
+            f"-o {out} looks like a TensorRT engine, but {given} is ONNX Runtime: name it .onnx, or drop --backend"
+        )
     if backend == "onnxruntime" and suffix == ".xml":
         raise UserError(f"{out}: ONNX Runtime runs .onnx; OpenVINO IR (.xml) needs --backend openvino")
     if backend == "openvino" and suffix not in OPENVINO_SUFFIXES:
@@ -162,7 +201,10 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
             "drop it for --backend openvino"
         )
     if backend == "tensorrt" and suffix == ".onnx":
-        raise UserError(f"{out}: the TensorRT backend writes an engine (.engine); use --emit-onnx for the ONNX")
+        raise UserError(
+            f"-o {out} names an ONNX file, but {given} writes an engine (TensorRT: .engine/.plan): rename it, drop "
+            "--backend, or use --emit-onnx for the ONNX"
+        )
     if backend == "tensorrt" and options.int8.placement == "onnxruntime":
         raise UserError(
             "--qdq-placement onnxruntime does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it for engines"
@@ -175,7 +217,7 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
         from ..backends.tensorrt.plugin import plugin_impl
 
         plugin_impl(options.engine.plugin_impl)  # one line where the plugin cannot be built (TensorRT-RTX, < 10.9 AOT)
-    engine_given = changed(options.engine, ENGINE_FLAGS)
+    engine_given = changed(options.engine, ENGINE_FLAGS) + [SHAPE_FLAGS[k] for k in options.shapes]
     if backend in ("onnxruntime", "openvino") and engine_given:
         raise UserError(f"{engine_given[0]} only applies to the TensorRT backend")
     check_writable(out)
@@ -202,6 +244,7 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
             ("--weights", weights),
             ("--calib-data", options.calib_data),
             ("--eval-data", options.eval_data),
+            ("--labels", options.labels),
         )
         if value is not None and Path(value).exists()
     ]

@@ -15,6 +15,7 @@ from typing import Any
 import onnx
 
 from .._io import check_no_collisions, check_writable
+from ..data.labels import read_labels
 from ..errors import UserError
 from ..info import ModelInfo
 from ..models.bundled import resolve_weights
@@ -38,8 +39,13 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
     validate(options)
     backend, why = resolve_backend(options)
     out = check_outputs(options, backend)
+    labels = read_labels(options.labels) if options.labels is not None else None
 
     source = stages.load_or_export(options, say)
+    options = stages.apply_shapes(options, source.model)
+    stages.check_static_batch(options, source.model, backend)
+    if labels is not None:
+        source.info = stages.with_labels(source, labels, options.labels)
     result = BuildResult(
         output=out, backend=backend, precision=options.precision, info=source.info, source=source.description
     )

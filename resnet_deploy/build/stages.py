@@ -8,7 +8,7 @@ write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,82 @@ def load_or_export(options: BuildOptions, say: Say) -> Source:
     say("export", "torch.onnx export")
     source = str(weights if weights is not None else f"{options.arch} (random weights)")
     return Source(torch_to_onnx(net, info, opset=options.opset), info, source, exported=True)
+
+
+def apply_shapes(options: BuildOptions, model: onnx.ModelProto) -> BuildOptions:
+    """``options`` with the batch profile that ``--min/--opt/--max-shapes`` give, after checking each names the
+    graph's input and its C, H, W (fixed in every ResNet export; another size needs another export). A batch flag
+    given as well must agree."""
+    from ..precision.calibration import model_input
+    from .options import SHAPE_FLAGS, parse_shape
+
+    if not options.shapes:
+        return options
+    name, shape = model_input(model)
+    batches: dict[str, int] = {}
+    for key, spec in options.shapes.items():
+        flag = SHAPE_FLAGS[key]
+        given, dims = parse_shape(spec, flag)
+        if given != name:
+            raise UserError(f"{flag} '{spec}' names input '{given}'; the model's input is '{name}'")
+        fixed = shape[1:]
+        if any(f is not None and f != d for f, d in zip(fixed, dims[1:], strict=True)):
+            pretty = "x".join("?" if f is None else str(f) for f in fixed)
+            raise UserError(
+                f"{flag} '{spec}': the graph's C x H x W is fixed at {pretty}; only the batch can vary (export the "
+                "model at another input size for another H x W)"
+            )
+        batches[key] = dims[0]
+    e = options.engine
+    for key, flag, value in (("min", "--min-batch", e.min_batch), ("opt", "--opt-batch", e.opt_batch),
+                             ("max", "--max-batch", e.max_batch)):  # fmt: skip
+        explicit = value is not None and not (key == "min" and value == 1)
+        if key in batches and explicit and value != batches[key]:
+            raise UserError(f"{flag} {value} contradicts {SHAPE_FLAGS[key]} {options.shapes[key]}")
+    engine = replace(
+        e,
+        min_batch=batches.get("min", e.min_batch),
+        opt_batch=batches.get("opt", e.opt_batch),
+        max_batch=batches.get("max", e.max_batch),
+    )
+    engine.validate()
+    return replace(options, engine=engine)
+
+
+def check_static_batch(options: BuildOptions, model: onnx.ModelProto, backend: str) -> None:
+    """A graph with a fixed batch axis builds an engine of that batch only: batch flags that ask for another one
+    are refused before any work, rather than pinned and recorded as if the engine had them. (Making the axis
+    dynamic is not safe in general: a torchvision export to batch 1 may hold Reshapes to ``[1, -1]``.)"""
+    from ..precision.calibration import static_batch
+
+    b = static_batch(model)
+    e = options.engine
+    asked = [
+        (flag, v)
+        for flag, v in (("--min-batch", e.min_batch), ("--opt-batch", e.opt_batch), ("--max-batch", e.max_batch))
+        if v is not None and not (flag == "--min-batch" and v == 1)
+    ]
+    if backend != "tensorrt" or b is None or all(v == b for _, v in asked):
+        return
+    wrong = ", ".join(f"{flag} {v}" for flag, v in asked if v != b)
+    raise UserError(
+        f"{wrong}: the ONNX input has a fixed batch of {b}, so the engine can only take batch {b}; export it with "
+        "a dynamic batch axis (torch.onnx.export(..., dynamic_axes={'input': {0: 'N'}})) or drop the flag"
+    )
+
+
+def with_labels(source: Source, labels: list[str], path: str | Path | None) -> ModelInfo:
+    """``source``'s model info with the class names of ``--labels``: they travel in the ONNX metadata and the
+    engine's sidecar, and ``infer`` shows them. A graph without resnet-deploy metadata has no info to carry them."""
+    from ..data.labels import check_label_count
+
+    if source.info is None:
+        raise UserError(
+            f"--labels: {source.description} has no resnet-deploy metadata to store class names in; pass them at "
+            "run time (infer --labels) instead"
+        )
+    check_label_count(labels, source.info.num_classes, path or "", source.description)
+    return replace(source.info, labels=labels)
 
 
 def export_passes(source: Source, say: Say) -> tuple[onnx.ModelProto, list[PassReport]]:

@@ -14,7 +14,8 @@ import warnings
 from .. import __version__
 from ..errors import UserError
 
-COMMANDS = ("models", "export", "build", "infer", "eval", "inspect", "bench", "triton_repo", "serve")  # modules
+# the command modules, in `--help` order
+COMMANDS = ("models", "export", "build", "infer", "eval", "compare", "inspect", "bench", "triton_repo", "serve")
 #: The longest error line printed: a message that quotes untrusted input (an IDX header of 255 dimensions, a path)
 #: must not become a kilobyte-long line; the start says what failed, the end usually why.
 MAX_ERROR_CHARS = 400

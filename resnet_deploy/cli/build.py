@@ -30,14 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--backend",
         choices=("onnxruntime", "openvino", "tensorrt", "auto"),
-        default="onnxruntime",
-        help="onnxruntime or openvino: an .onnx (openvino also .xml IR) for the CPU; tensorrt: an engine; auto: "
-        "TensorRT where it runs, else the CPU graph, timed on ONNX Runtime and OpenVINO to name the faster",
+        help="default: from -o (.engine/.plan/.trt: tensorrt, else onnxruntime); openvino: an .onnx or .xml IR for "
+        "OpenVINO; auto: tensorrt where a GPU runs it, else the CPU graph, timed on ONNX Runtime and OpenVINO",
     )
     p.add_argument("--io-dtype", choices=("fp32", "fp16"), default="fp32", help="FP16 graph input/output dtype")
     p.add_argument("-o", "--output", required=True, help="output .onnx (ONNX Runtime) or .engine (TensorRT)")
     p.add_argument("--emit-onnx", metavar="PATH", help="also write the final ONNX graph here")
     p.add_argument("--json", action="store_true", help="print the build result as JSON")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line: stored with the model, shown by infer")
     q = p.add_argument_group("INT8")
     q.add_argument(
         "--qdq-placement",
@@ -72,12 +72,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     t.add_argument("--min-batch", type=int)
     t.add_argument("--opt-batch", type=int)
     t.add_argument("--max-batch", type=int)
+    for which in ("min", "opt", "max"):
+        t.add_argument(
+            f"--{which}-shapes",
+            metavar="NAME:NxCxHxW",
+            help=f"trtexec-style {which} shape of the input (sets --{which}-batch; C, H, W must be the graph's)",
+        )
+    t.add_argument("--shapes", metavar="NAME:NxCxHxW", help="trtexec-style: min = opt = max shape of the input")
     t.add_argument("--opt-level", type=int, help="builder optimization level 0..5")
     t.add_argument("--workspace", type=int, metavar="MIB", help="workspace memory limit in MiB")
     t.add_argument("--timing-cache", metavar="FILE")
     t.add_argument("--version-compatible", action="store_true")
     t.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"))
     p.set_defaults(func=run)
+
+
+def shapes_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """``--shapes`` (all three) and ``--min/--opt/--max-shapes`` as BuildOptions.shapes; both kinds is one line."""
+    from ..errors import UserError
+
+    shapes = {k: v for k in ("min", "opt", "max") if (v := getattr(args, f"{k}_shapes")) is not None}
+    if args.shapes is not None:
+        if shapes:
+            raise UserError("give --shapes or --min/--opt/--max-shapes, not both")
+        shapes = dict.fromkeys(("min", "opt", "max"), args.shapes)
+    return shapes
 
 
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
@@ -128,6 +147,8 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         eval_samples=args.eval_samples,
         emit_onnx=args.emit_onnx,
         residual_fusion=args.residual_fusion,
+        labels=args.labels,
+        shapes=shapes_from_args(args),
         int8=int8,
         engine=engine,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--save-logits", metavar="OUT.npy", help="write the (N, classes) float32 logits here")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line (default: the model's own, if any)")
     p.set_defaults(func=run, intermixed="images")
 
 
@@ -51,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         save_logits=args.save_logits,
         batch_size=args.batch_size,
+        labels=args.labels,
     )
+    for warning in preds.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:
         out = preds.to_dict()
         if args.save_logits:

@@ -43,14 +43,30 @@ def test_contradictions_are_one_line(options: BuildOptions, match: str) -> None:
         validate(options)
 
 
+def test_the_output_suffix_selects_the_backend() -> None:
+    for name in ("m.engine", "m.PLAN", "m.trt"):
+        backend, why = resolve_backend(BuildOptions(output=name))
+        assert backend == "tensorrt" and why is not None and name in why
+    assert resolve_backend(BuildOptions(output="m.onnx")) == ("onnxruntime", None)
+    backend, why = resolve_backend(BuildOptions(output="m.xml"))  # OpenVINO IR names its runtime too
+    assert backend == "openvino" and why is not None and "m.xml" in why
+    assert resolve_backend(BuildOptions(output="m.onnx", backend="tensorrt")) == ("tensorrt", None)  # then refused
+
+
 def test_outputs_are_checked_against_the_backend(tmp_path: Path) -> None:
     assert resolve_backend(BuildOptions(backend="tensorrt")) == ("tensorrt", None)
+    with pytest.raises(UserError, match="--backend onnxruntime is ONNX Runtime"):
+        check_outputs(BuildOptions(output=tmp_path / "m.plan", backend="onnxruntime"), "onnxruntime")
+    with pytest.raises(UserError, match="names an ONNX file, but --backend tensorrt writes an engine"):
+        check_outputs(BuildOptions(output=tmp_path / "m.onnx", backend="tensorrt"), "tensorrt")
     with pytest.raises(UserError, match="looks like a TensorRT engine"):
         check_outputs(BuildOptions(output=tmp_path / "m.engine"), "onnxruntime")
     with pytest.raises(UserError, match="writes an engine"):
         check_outputs(BuildOptions(output=tmp_path / "m.onnx"), "tensorrt")
     with pytest.raises(UserError, match="--max-batch only applies to the TensorRT backend"):
         check_outputs(BuildOptions(output=tmp_path / "m.onnx", engine=EngineBuildOptions(max_batch=8)), "onnxruntime")
+    with pytest.raises(UserError, match="--max-batch only applies to the TensorRT backend"):
+        check_outputs(BuildOptions(output=tmp_path / "m.xml", engine=EngineBuildOptions(max_batch=8)), "openvino")
     with pytest.raises(UserError, match="-o .* and --emit-onnx .* name the same file"):
         check_outputs(BuildOptions(output=tmp_path / "m.engine", emit_onnx=tmp_path / "m.engine"), "tensorrt")
     assert check_outputs(BuildOptions(output=tmp_path / "m.onnx"), "onnxruntime") == tmp_path / "m.onnx"

@@ -187,8 +187,124 @@ def test_output_checked_before_the_work(ckpt: Path, tmp_path: Path, capsys: pyte
     assert_one_line_error(code, err, "does not exist")
     code, _, err = run(["--weights", str(ckpt), "--backend", "tensorrt", "-o", str(tmp_path / "m.onnx")], capsys)
     assert_one_line_error(code, err, "writes an engine")
-    code, _, err = run(["--weights", str(ckpt), "-o", str(tmp_path / "m.engine")], capsys)
-    assert_one_line_error(code, err, "looks like a TensorRT engine")
+    # -o m.engine alone selects TensorRT; against an explicit --backend it is one line naming both
+    argv = ["--weights", str(ckpt), "--backend", "onnxruntime", "-o", str(tmp_path / "m.engine")]
+    code, _, err = run(argv, capsys)
+    assert_one_line_error(code, err, "looks like a TensorRT engine, but --backend onnxruntime is ONNX Runtime")
+
+
+def test_engine_suffix_selects_tensorrt(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-o m.plan` with no --backend builds an engine (TensorRT-RTX builds without a GPU), as trtexec users expect."""
+    from resnet_deploy.backends.tensorrt import compat
+
+    if compat.available() is None:
+        pytest.skip("neither TensorRT nor TensorRT-RTX is installed")
+    out = tmp_path / "m.plan"
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"c{i}\n" for i in range(10)))
+    code, stdout, err = run(["--weights", str(ckpt), "-o", str(out), "--labels", str(labels), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["backend"] == "tensorrt" and any("-o m.plan names an engine" in n for n in doc["notes"])
+    assert out.is_file()
+    sidecar = json.loads((tmp_path / "m.plan.json").read_text())
+    assert sidecar["model"]["labels"] == [f"c{i}" for i in range(10)]  # --labels travels in the sidecar
+
+
+def test_labels_are_stored_and_shown_by_infer(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+
+    names = [f"class-{i}" for i in range(10)]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(names) + "\n")
+    out = tmp_path / "m.onnx"
+    code, _, err = run(["--weights", str(ckpt), "--labels", str(labels), "-o", str(out)], capsys)
+    assert code == 0, err
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["resnet_deploy.labels"]) == names
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).uniform(size=(2, 1, 28, 28)).astype(np.float32))
+    assert main(["infer", str(out), "--input", str(x), "--top-k", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["results"][0]["top"][0]["label"] in names
+    # at run time, --labels names the classes of any model (here: overriding the stored names)
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"other-{i}\n" for i in range(10)))
+    assert main(["infer", str(out), "--input", str(x), "--top-k", "1", "--labels", str(other)]) == 0
+    assert "other-" in capsys.readouterr().out
+    # a count that is not the model's: one line, nothing written
+    short = tmp_path / "short.txt"
+    short.write_text("a\nb\n")
+    code, _, err = run(["--weights", str(ckpt), "--labels", str(short), "-o", str(tmp_path / "n.onnx")], capsys)
+    assert_one_line_error(code, err, "names 2 classes")
+    assert not (tmp_path / "n.onnx").exists()
+    assert main(["infer", str(out), "--input", str(x), "--labels", str(short)]) == 2
+    assert "names 2 classes" in capsys.readouterr().err
+    # a graph without our metadata has nowhere to keep them
+    foreign = onnx.load(str(out))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    code, _, err = run(
+        ["--onnx", str(tmp_path / "foreign.onnx"), "--labels", str(labels), "-o", str(tmp_path / "f.onnx")], capsys
+    )
+    assert_one_line_error(code, err, "infer --labels")
+
+
+def test_batch_flags_on_a_static_batch_onnx_are_refused(
+    ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A graph exported at batch 1 builds an engine of batch 1 only: --max-batch 8 is one line, nothing written,
+    before any work (the engine would not have the profile the sidecar recorded)."""
+    import onnx
+
+    dynamic = tmp_path / "dynamic.onnx"
+    code, _, err = run(["--weights", str(ckpt), "-o", str(dynamic)], capsys)
+    assert code == 0, err
+    static = onnx.load(str(dynamic))
+    static.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(static, str(tmp_path / "static.onnx"))
+    out = tmp_path / "m.engine"
+    for flags in (["--max-batch", "8"], ["--opt-batch", "4"], ["--min-batch", "2", "--max-batch", "2"]):
+        code, _, err = run(["--onnx", str(tmp_path / "static.onnx"), *flags, "-o", str(out)], capsys)
+        assert_one_line_error(code, err, "the ONNX input has a fixed batch of 1")
+        assert flags[-2] in err and not out.exists()
+
+
+def test_trtexec_style_shapes(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--shapes / --min/--opt/--max-shapes NAME:NxCxHxW set the batch profile; a C, H, W other than the graph's,
+    another input name, a contradicting batch flag or ONNX Runtime are one line each, nothing written."""
+    out = tmp_path / "m.engine"
+    bad = [
+        (["--max-shapes", "input:8x1x32x32"], "fixed at 1x28x28"),
+        (["--max-shapes", "images:8x1x28x28"], "the model's input is 'input'"),
+        (["--max-shapes", "input:8x1x28"], "4 positive dimensions"),
+        (["--max-shapes", "input:8x1x28x28,other:1x1x1x1"], "INPUT_NAME:NxCxHxW"),
+        (["--shapes", "input:8x1x28x28", "--max-shapes", "input:8x1x28x28"], "not both"),
+        (["--max-shapes", "input:8x1x28x28", "--max-batch", "4"], "--max-batch 4 contradicts --max-shapes"),
+        (["--min-shapes", "input:8x1x28x28", "--max-shapes", "input:4x1x28x28"], "--min-batch 8"),
+    ]
+    for flags, match in bad:
+        code, _, err = run(["--weights", str(ckpt), *flags, "-o", str(out)], capsys)
+        assert_one_line_error(code, err, match)
+        assert not out.exists()
+    code, _, err = run(
+        ["--weights", str(ckpt), "--max-shapes", "input:8x1x28x28", "-o", str(tmp_path / "m.onnx")], capsys
+    )
+    assert_one_line_error(code, err, "--max-shapes only applies to the TensorRT backend")
+
+    from resnet_deploy.backends.tensorrt import compat
+
+    if compat.available() is None:
+        pytest.skip("neither TensorRT nor TensorRT-RTX is installed")
+    argv = ["--weights", str(ckpt), "--min-shapes", "input:2x1x28x28", "--opt-shapes", "input:4x1x28x28"]
+    code, _, err = run([*argv, "--max-shapes", "'input':8x1x28x28", "-o", str(out)], capsys)
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "m.engine.json").read_text())["input"]
+    assert (sidecar["min_shape"], sidecar["opt_shape"], sidecar["max_shape"]) == (
+        [2, 1, 28, 28],
+        [4, 1, 28, 28],
+        [8, 1, 28, 28],
+    )
 
 
 def test_backend_openvino_writes_ir_and_refuses_engine_names(

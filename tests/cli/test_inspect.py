@@ -79,8 +79,17 @@ def test_inspect_bad_input(
 
 
 def test_inspect_engine_without_sidecar(tmp_path: Path, capsys: pytest.CaptureFixture[str], fails_cleanly: Any) -> None:
+    """trtexec/Polygraphy engines have no sidecar: described with a warning that nothing could be verified (this
+    one is not even an engine, which only deserializing it on a GPU could tell)."""
     (tmp_path / "m.engine").write_bytes(b"\x00" * 64)
-    fails_cleanly(capsys, ["inspect", str(tmp_path / "m.engine")], "m.engine")
+    assert main(["inspect", str(tmp_path / "m.engine")]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING   no sidecar" in out and "nothing could be verified" in out
+    assert main(["inspect", str(tmp_path / "m.engine"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["integrity"] == "unverified" and doc["sidecar"] is None
+    (tmp_path / "empty.engine").write_bytes(b"")
+    fails_cleanly(capsys, ["inspect", str(tmp_path / "empty.engine")], "empty.engine")
 
 
 def test_inspect_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,7 +35,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ TIMING_CACHE_MAGIC = b"RDTC1\n"
 MAX_TIMING_CACHE_HEADER = 4096  # bytes of the JSON header line
 MAX_TIMING_CACHE_BYTES = 1 << 30
 PLUGIN_LAYER_TYPES = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
+DEFAULT_MAX_BATCH = 32
 HARDWARE_COMPAT = {"none": "NONE", "ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
 
 
@@ -68,7 +69,8 @@ class EngineBuildOptions:
 
     min_batch: int = 1
     opt_batch: int | None = None  # None: max_batch (kernels tuned for full batches)
-    max_batch: int = 32
+    # None: DEFAULT_MAX_BATCH, or the min/opt batch asked for when larger (`--opt-batch 64` alone moves max along)
+    max_batch: int | None = None
     opt_level: int = 3  # builder_optimization_level, 0..5
     workspace_mb: int | None = None  # None: TensorRT's default (device memory)
     version_compatible: bool = False
@@ -77,18 +79,31 @@ class EngineBuildOptions:
     profiling_verbosity: str = "detailed"  # detailed | layer_names_only | none
     plugin_impl: str | None = None  # plugin graphs: "aot" | "python"; None: AOT where TensorRT has it (10.9+)
 
+    def resolved_max_batch(self) -> int:
+        if self.max_batch is not None:
+            return self.max_batch
+        return max(DEFAULT_MAX_BATCH, self.min_batch, self.opt_batch or 0)
+
     def resolved_opt_batch(self) -> int:
-        return self.max_batch if self.opt_batch is None else self.opt_batch
+        return self.resolved_max_batch() if self.opt_batch is None else self.opt_batch
+
+    def describe_batches(self) -> str:
+        """The profile as the user set it: given values by flag, the rest marked as defaults (never presented as
+        if they had been asked for)."""
+        mx = self.resolved_max_batch()
+        parts = [
+            f"--min-batch {self.min_batch}" if self.min_batch != 1 else "min 1 (default)",
+            f"--opt-batch {self.opt_batch}" if self.opt_batch is not None else f"opt = max {mx} (default)",
+            f"--max-batch {self.max_batch}" if self.max_batch is not None else f"max {mx} (default)",
+        ]
+        return ", ".join(parts)
 
     def validate(self) -> None:
-        opt = self.resolved_opt_batch()
-        if not (1 <= self.min_batch <= opt <= self.max_batch):
-            raise UserError(
-                f"batch profile must satisfy 1 <= min <= opt <= max, got min {self.min_batch}, opt {opt}, "
-                f"max {self.max_batch}"
-            )
-        if self.max_batch > 65536:
-            raise UserError(f"max batch {self.max_batch} is unreasonably large")
+        opt, mx = self.resolved_opt_batch(), self.resolved_max_batch()
+        if not (1 <= self.min_batch <= opt <= mx):
+            raise UserError(f"batch profile must satisfy 1 <= min <= opt <= max; got {self.describe_batches()}")
+        if mx > 65536:
+            raise UserError(f"max batch {mx} is unreasonably large")
         if not 0 <= self.opt_level <= 5:
             raise UserError(f"optimization level must be 0..5, got {self.opt_level}")
         if self.workspace_mb is not None and self.workspace_mb <= 0:
@@ -103,6 +118,7 @@ class EngineBuildOptions:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["opt_batch"] = self.resolved_opt_batch()
+        d["max_batch"] = self.resolved_max_batch()
         d["timing_cache"] = str(self.timing_cache) if self.timing_cache is not None else None
         return d
 
@@ -485,7 +501,13 @@ def build_engine(
             inputs=inputs,
             outputs=outputs,
             profile_shapes=profile_shapes,
-            options=options,
+            # the batch profile the engine has (a static-batch ONNX pins it), never the one asked for
+            options=replace(
+                options,
+                min_batch=profile_shapes["min"][0],
+                opt_batch=profile_shapes["opt"][0],
+                max_batch=profile_shapes["max"][0],
+            ),
             layers=layers,
             layer_source=layer_source,
             extra=recorded,
@@ -581,7 +603,7 @@ def _build(
     in_shape = compat.dims_list(input_tensor.shape)
     if len(in_shape) != 4 or any(d <= 0 for d in in_shape[1:]):
         raise UserError(f"expected an NCHW input with fixed C, H, W; got shape {in_shape}")
-    min_b, opt_b, max_b = options.min_batch, options.resolved_opt_batch(), options.max_batch
+    min_b, opt_b, max_b = options.min_batch, options.resolved_opt_batch(), options.resolved_max_batch()
     if in_shape[0] > 0:
         if (min_b, opt_b, max_b) != (in_shape[0],) * 3:
             warns.append(f"the ONNX input has a fixed batch of {in_shape[0]}; the profile is pinned to it")

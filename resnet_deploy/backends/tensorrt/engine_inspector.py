@@ -162,6 +162,77 @@ def summarize_layers(layers: list[dict[str, Any]], source: str) -> dict[str, Any
     }
 
 
+def io_from_engine(engine: trt.ICudaEngine) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(first input with its profile 0 shapes, outputs) of a deserialized engine, with the calls the runtime
+    uses (``ICudaEngine.get_tensor_*``, as in NVIDIA/TensorRT ``samples/python/common_runtime.py``). Needs a GPU."""
+    trt_mod = compat.trt
+    inputs: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        record: dict[str, Any] = {
+            "name": name,
+            "dtype": str(engine.get_tensor_dtype(name)).rsplit(".", 1)[-1],
+            "shape": [d if d >= 0 else None for d in compat.dims_list(engine.get_tensor_shape(name))],
+        }
+        if engine.get_tensor_mode(name) == trt_mod.TensorIOMode.INPUT:
+            mn, opt, mx = (compat.dims_list(x) for x in engine.get_tensor_profile_shape(name, 0))
+            record.update(min_shape=mn, opt_shape=opt, max_shape=mx)
+            inputs.append(record)
+        else:
+            outputs.append(record)
+    return (inputs[0] if inputs else None), outputs
+
+
+def inspect_foreign_engine(path: Path, live: bool = True) -> dict[str, Any]:
+    """What can be told of an engine without a sidecar (trtexec, Polygraphy): its size and sha256 always; its
+    I/O and layers only where this machine can deserialize it. TensorRT-RTX cannot without a GPU: its
+    ``deserializeCudaEngine`` creates a CUDA stream first and fails with cudaError 35 (tried with 1.7.1)."""
+    size = path.stat().st_size
+    if size == 0 or size > sidecar.MAX_ENGINE_BYTES:
+        raise UserError(f"{path} is not a TensorRT engine (size {size} bytes)")
+    notes = [sidecar.FOREIGN_WARNING.format(path=path, name=sidecar.sidecar_path(path).name)]
+    layers: list[dict[str, Any]] = []
+    source, origin = "none", "nowhere (no sidecar, and the engine was not deserialized)"
+    inp: dict[str, Any] | None = None
+    outs: list[dict[str, Any]] = []
+    usable, reason = compat.gpu_runtime_status()
+    if live and usable:
+        from .runtime import deserialize_engine_bytes  # GPU-only module, imported only when a GPU is usable
+
+        data, _ = sidecar.read_foreign_engine(path)
+        try:  # needs a GPU TensorRT runs on
+            _runtime, engine = deserialize_engine_bytes(data)
+            inp, outs = io_from_engine(engine)
+            layers, source = layers_from_engine(engine), "engine_inspector"
+            origin = "TensorRT engine inspector (live)"
+        except UserError as exc:
+            notes.append(f"live inspection failed: {exc}")
+    elif live:
+        notes.append(f"live inspection unavailable: {reason}; without it only the file's size and sha256 are known")
+    return {
+        "path": str(path),
+        "sidecar": None,
+        "integrity": "unverified",
+        "sidecar_stale": False,
+        "engine_sha256": sidecar.sha256_file(path),
+        "size": path.stat().st_size,
+        "model": None,
+        "precision": None,
+        "tensorrt": None,
+        "gpu": None,
+        "input": inp,
+        "outputs": outs,
+        "preprocessing": None,
+        "calibration": None,
+        "build_options": None,
+        "layers_origin": origin,
+        "summary": summarize_layers(layers, source),
+        "layers": layers,
+        "notes": notes,
+    }
+
+
 def inspect_engine(path: str | Path, live: bool = True) -> dict[str, Any]:
     """Everything known about an engine file, from its sidecar and, when this machine can, TensorRT itself.
 
@@ -175,7 +246,7 @@ def inspect_engine(path: str | Path, live: bool = True) -> dict[str, Any]:
         raise UserError(f"engine {path} not found")
     side = sidecar.sidecar_path(path)
     if not side.is_file():
-        raise UserError(f"{path} has no sidecar {side.name}: it was not built by resnet-deploy")
+        return inspect_foreign_engine(path, live)
     meta = sidecar.read(side)
     actual = sidecar.sha256_file(path)
     integrity = "ok" if actual == meta["engine"]["sha256"] else "mismatch"
@@ -229,12 +300,37 @@ def _shape_str(shape: list[int]) -> str:
     return "(" + ", ".join("N" if d < 0 else str(d) for d in shape) + ")"
 
 
+def _format_foreign(info: dict[str, Any], lines: list[str], max_layers: int) -> str:
+    lines.append("  WARNING   no sidecar: nothing about this engine could be verified")
+    lines.append(f"sha256      {info['engine_sha256']}")
+    inp = info["input"]
+    if inp is not None:
+        lines.append(
+            f"input       {inp['name']} {inp['dtype']} {_shape_str(inp['shape'])}  profile min "
+            f"{_shape_str(inp['min_shape'])} opt {_shape_str(inp['opt_shape'])} max {_shape_str(inp['max_shape'])}"
+        )
+    for out in info["outputs"]:
+        lines.append(f"output      {out['name']} {out['dtype']} {_shape_str(out['shape'])}")
+    s = info["summary"]
+    if s["layer_count"]:
+        lines.append(f"layers      {s['layer_count']} from {info['layers_origin']} [{s['source']}]")
+        lines.append("  by type   " + ", ".join(f"{k} {v}" for k, v in s["by_type"].items()))
+        lines.append("  precision " + ", ".join(f"{k} {v}" for k, v in s["by_precision"].items()))
+    for note in info["notes"]:
+        lines.append(f"note        {note}")
+    for layer in info["layers"][:max_layers]:
+        lines.append(f"  {layer['type']:<16} {'/'.join(layer['precisions']):<10} {layer['name']}")
+    return "\n".join(lines)
+
+
 def format_engine_summary(info: dict[str, Any], max_layers: int = 0) -> str:
     """Human-readable summary of :func:`inspect_engine`'s result; ``max_layers`` > 0 also lists layers."""
     lines: list[str] = []
     model = info["model"]
     trt_names = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX"}
     lines.append(f"engine      {info['path']} ({info['size'] / 1e6:.1f} MB)")
+    if info.get("sidecar", "") is None:
+        return _format_foreign(info, lines, max_layers)
     if info.get("sidecar_stale"):
         lines.append("  WARNING   sha256 does not match the sidecar, which is older than the engine: it is stale")
         lines.append("            (an interrupted build, or the engine was replaced); it will not be loaded")

@@ -45,7 +45,7 @@ from ...errors import UserError
 from ...info import from_sidecar
 from ..base import InferenceModel
 from . import compat
-from .sidecar import verify_engine_file
+from .sidecar import read_foreign_engine, sidecar_path, verify_engine_file
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -502,7 +502,13 @@ class TensorRTModel(InferenceModel):
         usable, reason = compat.gpu_runtime_status(device)
         if not usable:
             raise UserError(f"cannot run {path}: {reason}")
-        data, meta, self.warnings = verify_engine_file(path, compat.info(), compat.gpu(device), sidecar)
+        meta: dict[str, Any] | None
+        if sidecar is None and not sidecar_path(path).is_file():
+            # an engine from trtexec or Polygraphy: loaded with a warning that nothing could be verified
+            data, self.warnings = read_foreign_engine(path)
+            meta = None
+        else:
+            data, meta, self.warnings = verify_engine_file(path, compat.info(), compat.gpu(device), sidecar)
         # ---- below this line: needs a GPU TensorRT runs on ----
         self.device = device
         self._closed = True  # until every resource below exists
@@ -510,15 +516,18 @@ class TensorRTModel(InferenceModel):
         self._cuda.set_device(device)
         try:
             with self._cuda.active():
-                register_engine_plugin(meta)
-                version_compatible = bool(meta["build_options"].get("version_compatible"))
+                if meta is not None:
+                    register_engine_plugin(meta)
+                # a foreign engine that is version-compatible needs what trtexec's --versionCompatible sets: unknown
+                # here, so it is not allowed to run embedded host code (deserialization then fails in one line)
+                version_compatible = meta is not None and bool(meta["build_options"].get("version_compatible"))
                 self._runtime, self.engine = deserialize_engine_bytes(data, version_compatible=version_compatible)
                 self._setup(path, meta, cuda_graphs)
         except BaseException:
             self._cuda.release()
             raise
 
-    def _setup(self, path: Path, meta: dict[str, Any], cuda_graphs: bool) -> None:
+    def _setup(self, path: Path, meta: dict[str, Any] | None, cuda_graphs: bool) -> None:
         trt_mod = compat.trt
         engine = self.engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -526,7 +535,7 @@ class TensorRTModel(InferenceModel):
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt_mod.TensorIOMode.OUTPUT]
         if len(inputs) != 1 or not outputs:
             raise UserError(f"{path}: expected one input and at least one output, got {inputs} / {outputs}")
-        if inputs[0] != meta["input"]["name"]:
+        if meta is not None and inputs[0] != meta["input"]["name"]:
             raise UserError(f"{path}: engine input {inputs[0]!r} differs from the sidecar's {meta['input']['name']!r}")
         in_name, out_name = inputs[0], outputs[0]
         mn, _, mx = (tuple(compat.dims_list(s)) for s in engine.get_tensor_profile_shape(in_name, 0))
@@ -540,10 +549,10 @@ class TensorRTModel(InferenceModel):
             input_dtype=self._in_dtype,
             output_name=out_name,
             max_batch=mx[0],
-            info=from_sidecar(meta),
+            info=from_sidecar(meta) if meta is not None else None,
             path=path,
         )
-        self.precision = str(meta["precision"])
+        self.precision = str(meta["precision"]) if meta is not None else "unknown"
         self.sidecar = meta
         context = engine.create_execution_context()
         if context is None:

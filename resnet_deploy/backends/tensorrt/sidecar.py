@@ -346,6 +346,26 @@ def is_stale(engine_path: str | Path, side: str | Path) -> bool:
         return False
 
 
+FOREIGN_WARNING = (
+    "{path} has no sidecar {name} (built by trtexec, Polygraphy or another tool?): nothing could be verified -- "
+    "not the TensorRT version or GPU it was built for, not its integrity, not its preprocessing; inputs are passed "
+    "as given"
+)
+
+
+def read_foreign_engine(engine_path: str | Path) -> tuple[bytes, list[str]]:
+    """(engine bytes, the warning) for an engine without a sidecar: read with the same size limits, never checked
+    against anything (TensorRT's own deserialization is the only check left)."""
+    engine_path = Path(engine_path)
+    if not engine_path.is_file():
+        raise UserError(f"engine {engine_path} not found")
+    size = engine_path.stat().st_size
+    if size == 0 or size > MAX_ENGINE_BYTES:
+        raise UserError(f"{engine_path} is not a TensorRT engine (size {size} bytes)")
+    warning = FOREIGN_WARNING.format(path=engine_path, name=sidecar_path(engine_path).name)
+    return engine_path.read_bytes(), [warning]
+
+
 def verify_engine_file(
     engine_path: str | Path,
     running: TrtInfo | None,

@@ -243,6 +243,23 @@ def test_static_batch_pins_the_profile(tmp_path: Path) -> None:
     report = build_engine(tiny_graph(batch=2), tmp_path / "static.engine", EngineBuildOptions(max_batch=8))
     assert report.profile == {"min": [2, 3, 8, 8], "opt": [2, 3, 8, 8], "max": [2, 3, 8, 8]}
     assert any("fixed batch of 2" in w for w in report.warnings)
+    # the sidecar records the profile the engine has, not the max batch 8 that was asked for
+    options = sc.read(report.sidecar_path)["build_options"]
+    assert (options["min_batch"], options["opt_batch"], options["max_batch"]) == (2, 2, 2)
+
+
+def test_the_batch_profile_moves_max_along_and_names_only_what_was_set() -> None:
+    assert EngineBuildOptions().to_dict()["max_batch"] == 32  # the default, unchanged
+    o = EngineBuildOptions(opt_batch=64)
+    assert (o.resolved_opt_batch(), o.resolved_max_batch(), o.to_dict()["max_batch"]) == (64, 64, 64)
+    assert EngineBuildOptions(opt_batch=8).resolved_max_batch() == 32
+    assert EngineBuildOptions(min_batch=48).resolved_max_batch() == 48
+    with pytest.raises(UserError, match=r"got --min-batch 8, --opt-batch 4, max 32 \(default\)$"):
+        EngineBuildOptions(min_batch=8, opt_batch=4).validate()
+    with pytest.raises(UserError, match=r"got min 1 \(default\), --opt-batch 16, --max-batch 8$"):
+        EngineBuildOptions(opt_batch=16, max_batch=8).validate()
+    with pytest.raises(UserError, match=r"got min 1 \(default\), opt = max 0 \(default\), --max-batch 0$"):
+        EngineBuildOptions(max_batch=0).validate()
 
 
 def test_build_takes_bytes_and_path(tmp_path: Path) -> None:

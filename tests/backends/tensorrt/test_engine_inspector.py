@@ -77,3 +77,27 @@ def test_inspector_json_parsing_and_summary() -> None:
         layers_from_inspector_json("{")
     with pytest.raises(UserError, match="no 'Layers'"):
         layers_from_inspector_json("{}")
+
+
+@needs_trt
+def test_an_engine_without_a_sidecar_is_inspected_with_a_warning(
+    built: tuple[Path, bytes, bytes], tmp_path: Path
+) -> None:
+    """An engine from trtexec or Polygraphy: size and sha256 always; I/O and layers where it deserializes."""
+    import hashlib
+
+    path = tmp_path / "trtexec.plan"
+    path.write_bytes(built[1])
+    info = inspect_engine(path)
+    assert info["sidecar"] is None and info["integrity"] == "unverified" and info["model"] is None
+    assert info["engine_sha256"] == hashlib.sha256(built[1]).hexdigest() and info["size"] == len(built[1])
+    assert "nothing could be verified" in info["notes"][0]
+    text = format_engine_summary(info)
+    assert "WARNING   no sidecar" in text and info["engine_sha256"] in text
+    if compat.gpu_runtime_usable():
+        assert info["input"]["name"] == "input" and info["input"]["max_shape"] == [4, 3, 8, 8]
+        assert [o["name"] for o in info["outputs"]] == ["logits"] and info["summary"]["layer_count"] >= 1
+    else:
+        # TensorRT-RTX cannot deserialize without a GPU (cudaError 35): nothing more is claimed
+        assert info["input"] is None and info["layers"] == []
+        assert any("live inspection unavailable" in n for n in info["notes"])

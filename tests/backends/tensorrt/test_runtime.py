@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,42 @@ def test_cuda_python_calls_match_the_installed_bindings() -> None:
                     checked += 1
     assert checked >= 20
     assert not wrong, "\n".join(wrong)
+
+
+@needs_trt
+@pytest.mark.skipif(compat.gpu_runtime_usable(), reason="this machine can run engines")
+def test_an_engine_without_a_sidecar_is_refused_for_the_gpu_not_the_sidecar(
+    built: tuple[Path, bytes, bytes], tmp_path: Path
+) -> None:
+    from resnet_deploy.backends.tensorrt.runtime import TensorRTModel
+
+    path = tmp_path / "trtexec.plan"
+    path.write_bytes(built[1])
+    with pytest.raises(UserError, match=r"cannot run .*trtexec\.plan: .*(GPU|TensorRT|CUDA)"):
+        TensorRTModel(path)
+
+
+@needs_trt
+@pytest.mark.tensorrt_gpu
+def test_an_engine_without_a_sidecar_runs_with_a_warning(
+    built: tuple[Path, bytes, bytes], tmp_path: Path, tiny_graph: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trtexec/Polygraphy engines: infer and bench run them, saying that nothing could be verified."""
+    from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+    from resnet_deploy.backends.tensorrt.runtime import TensorRTModel
+    from resnet_deploy.cli import main
+
+    path = tmp_path / "trtexec.plan"
+    path.write_bytes(built[1])
+    x = np.random.default_rng(0).normal(size=(6, 3, 8, 8)).astype(np.float32)
+    with TensorRTModel(path) as model:
+        assert model.info is None and model.sidecar is None and model.precision == "unknown"
+        assert any("nothing could be verified" in w for w in model.warnings)
+        np.testing.assert_allclose(model.predict(x), OnnxRuntimeModel(tiny_graph()).predict(x), rtol=1e-3, atol=1e-4)
+    npy = tmp_path / "x.npy"
+    np.save(npy, x)
+    assert main(["infer", str(path), "--input", str(npy)]) == 0
+    assert "WARNING" in capsys.readouterr().err
+    report = tmp_path / "bench.json"
+    assert main(["bench", str(path), "--batch", "1", "--json", str(report)]) == 0
+    assert any("nothing could be verified" in n for n in json.loads(report.read_text())["notes"])

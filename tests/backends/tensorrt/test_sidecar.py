@@ -179,3 +179,15 @@ def test_huge_integers_in_numeric_fields_are_refused_not_overflowed(
     path = copy_engine(built, tmp_path, lambda m: m["preprocessing"].update(mean=[10**300, 1]))
     with pytest.raises(UserError, match="out of range"):
         sc.verify_engine_file(path, compat.info(), None)
+
+
+def test_foreign_engines_are_read_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "trtexec.engine"
+    path.write_bytes(b"plan bytes")
+    data, warnings = sc.read_foreign_engine(path)
+    assert data == b"plan bytes" and len(warnings) == 1 and "nothing could be verified" in warnings[0]
+    path.write_bytes(b"")
+    with pytest.raises(UserError, match="not a TensorRT engine"):
+        sc.read_foreign_engine(path)
+    with pytest.raises(UserError, match="not found"):
+        sc.read_foreign_engine(tmp_path / "nope.engine")
