@@ -178,14 +178,23 @@ def calibration_data(
 def evaluation_data(
     options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``--eval-data`` subset for the mixed-precision search, in memory: the search runs over it many times."""
+    """The ``--eval-data`` subset for the mixed-precision search, in memory: the search runs over it many times.
+    A bundled checkpoint defaults to its own test set (``fashion-mnist:test``), as calibration defaults to its
+    training set; any other model must name its data."""
     from ..data import open_dataset
     from ..precision.calibration import check_data_shape
 
-    assert options.eval_data is not None
-    ds = open_dataset(options.eval_data, data_info(model, info))
+    spec = options.eval_data
+    if spec is None:
+        if not is_bundled(info):
+            raise UserError(
+                "--max-accuracy-drop needs --eval-data SPEC for this model (labelled images: a folder with one "
+                "subfolder per class or a .npz with x and y); it defaults to the test set only for bundled checkpoints"
+            )
+        spec = "fashion-mnist:test"
+    ds = open_dataset(spec, data_info(model, info))
     x, y = ds.take(min(options.eval_samples, len(ds)))
-    check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {options.eval_data}")
+    check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {spec}")
     return x, y
 
 
@@ -216,9 +225,15 @@ def precision(
 
         from ..precision.ptq import quantize_int8
 
+        eval_data = None
+        if options.int8.max_accuracy_drop is not None:
+            eval_data = evaluation_data(options, model, info)
+            if options.eval_data is None:
+                result.notes.append(f"evaluation data: first {options.eval_samples} images of fashion-mnist:test "
+                                    "(bundled checkpoint)")  # fmt: skip
+        # after the evaluation data, whose refusal must come before calibration's synthetic-data warning
         calib, desc = calibration_data(options, model, info, result, say)
         result.calibration_data = desc.get("spec")
-        eval_data = evaluation_data(options, model, info) if options.eval_data is not None else None
         int8 = dataclasses.replace(options.int8, placement=options.int8.placement or backend)
         started = [time.perf_counter()]
 

@@ -57,9 +57,7 @@ def table_width(columns: Sequence[tuple[str, Justify]], rows: Sequence[Sequence[
     return sum(w + 2 for w in widths) + len(columns) + 1
 
 
-def record_lines(
-    columns: Sequence[tuple[str, Justify]], rows: Sequence[Sequence[str]], width: int
-) -> list[str]:
+def record_lines(columns: Sequence[tuple[str, Justify]], rows: Sequence[Sequence[str]], width: int) -> list[str]:
     """Each row as ``first-cell: header value, ...`` wrapped at ``width`` (words are never split)."""
     lines = []
     for row in rows:

@@ -19,9 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx, .engine/.plan, checkpoint file or bundled name")
     p.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
-    p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per model and batch (3)")
-    p.add_argument("--warmup", type=float, default=200.0, metavar="MS", help="warm-up milliseconds (200)")
-    p.add_argument("--min-iterations", type=int, default=10, metavar="N", help="iterations at least (10)")
+    p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per model and batch (default 3)")
+    p.add_argument("--warmup", type=float, default=200.0, metavar="MS", help="warm-up in milliseconds (default 200)")
+    p.add_argument("--min-iterations", type=int, default=10, metavar="N", help="iterations at least (default 10)")
     p.add_argument("--threads", type=int, default=None, metavar="T", help="CPU threads (default: all cores)")
     p.add_argument("--data", default=None, metavar="SPEC", help="also measure accuracy, e.g. fashion-mnist:test")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="accuracy on the first N images only")
@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="add ONNX Runtime FP32 and PyTorch eager FP32 on the same weights (and PyTorch CUDA FP32/FP16 on a GPU)",
     )
     p.add_argument("--weights", default=None, help="checkpoint for the baselines when the model's metadata has none")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device for PyTorch models")
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="device for PyTorch models (default auto: cuda when usable)",
+    )
     p.add_argument("--no-cuda-graphs", action="store_true", help="GPU: enqueue every iteration instead of a graph")
     p.add_argument("--no-interleave", action="store_true", help="measure models back to back, not in chunks")
     p.add_argument("--note", default=None, help="free text stored in the report's machine block")

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--num-classes", type=int, metavar="N", help="classes (default: read off the weights, else 1000)")
     p.add_argument("--in-channels", type=int, metavar="C", help="input channels (default: from the weights, else 3)")
     p.add_argument("--input-size", type=int, metavar="S", help="input height = width (default: the architecture's)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="where to write the ONNX model")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
     p.set_defaults(func=run)

@@ -167,7 +167,7 @@ def test_malformed_cache(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     [
         (["--precision", "int8"], "needs calibration data"),
         (["--precision", "fp32", "--calib-method", "entropy"], "only applies to --precision int8"),
-        (["--precision", "int8", "--calib-data", "synthetic", "--max-accuracy-drop", "1"], "go together"),
+        (["--precision", "int8", "--calib-data", "synthetic", "--max-accuracy-drop", "1"], "needs --eval-data SPEC"),
         (["--precision", "fp32", "--io-dtype", "fp16"], "only applies to --precision fp16"),
         (["--precision", "fp32", "--max-batch", "8"], "only applies to the TensorRT backend"),
         (["--precision", "fp32", "--onnx", "x.onnx"], "either --onnx or --arch/--weights"),
