@@ -50,8 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--qdq-placement",
         choices=("tensorrt", "onnxruntime"),
         help=(
-            "where Q/DQ goes (default: the backend's own, tensorrt or onnxruntime): 'onnxruntime' runs int8 kernels on ONNX Runtime but does "
-            "not parse in TensorRT; 'tensorrt' follows TensorRT's fusion rules and also runs (slower) on ONNX Runtime"
+            "where Q/DQ goes (default: the backend's own, tensorrt or onnxruntime): 'onnxruntime' runs int8 kernels "
+            "on ONNX Runtime but does not parse in TensorRT; 'tensorrt' follows TensorRT's fusion rules and also "
+            "runs (slower) on ONNX Runtime"
         ),
     )
     q.add_argument(
