@@ -13,6 +13,7 @@ command              function                                        module
 ``triton-repo``      :func:`triton_repo`                             :mod:`resnet_deploy.serve`
 ``serve``            :func:`serve`, :func:`triton_server`            :mod:`resnet_deploy.serve`
 (any)                :func:`load`                                    :mod:`resnet_deploy.backends.loader`
+(Python only)        :func:`compile` (an ``nn.Module``)              :mod:`resnet_deploy.build`
 ===================  ==============================================  ==============================
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from .backends.base import InferenceModel
 from .backends.loader import load
 from .benchmark import BenchConfig, BenchOutputs, BenchReport, BenchResult, bench, parse_batches, run_benchmark
-from .build import BuildOptions, BuildResult, ExportResult, build, export_model, export_onnx
+from .build import BuildOptions, BuildResult, ExportResult, build, compile, export_model, export_onnx
 from .evaluate import EvalReport, evaluate, evaluate_model
 from .infer import Predictions, infer, load_images, load_npy, predict, save_npy
 from .info import ModelInfo
@@ -47,6 +48,7 @@ __all__ = [
     "TritonServer",
     "bench",
     "build",
+    "compile",
     "evaluate",
     "evaluate_model",
     "export_model",

@@ -29,6 +29,14 @@ Progress = Callable[[str, str], None]  # (stage, detail)
 
 def build(options: BuildOptions, progress: Progress | None = None) -> BuildResult:
     """Run the pipeline ``options`` describe, reporting each stage to ``progress(stage, detail)``."""
+    return run_pipeline(options, lambda say: stages.load_or_export(options, say), progress)
+
+
+def run_pipeline(
+    options: BuildOptions, load_source: Callable[[stages.Say], stages.Source], progress: Progress | None = None
+) -> BuildResult:
+    """:func:`build` from the graph ``load_source`` returns (called after every check on the options and outputs):
+    a file or checkpoint for ``build``, an in-memory ``nn.Module`` for :func:`resnet_deploy.compile`."""
     start = time.perf_counter()
 
     def say(stage: str, detail: str) -> None:
@@ -39,7 +47,7 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
     backend, why = resolve_backend(options)
     out = check_outputs(options, backend)
 
-    source = stages.load_or_export(options, say)
+    source = load_source(say)
     result = BuildResult(
         output=out, backend=backend, precision=options.precision, info=source.info, source=source.description
     )
