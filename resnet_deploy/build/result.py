@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,8 @@ class BuildResult:
             "backend": self.backend,
             "precision": self.precision,
             "source": self.source,
-            "model": self.info.to_metadata() if self.info else None,
+            # the ModelInfo's own types (numbers, lists), not the all-strings form ONNX metadata needs
+            "model": asdict(self.info) if self.info else None,
             "passes": [r.to_dict() for r in self.reports],
             "int8": self.int8.to_dict() if self.int8 is not None else None,
             "engine": self.engine.to_dict() if self.engine is not None else None,

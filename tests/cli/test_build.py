@@ -189,3 +189,27 @@ def test_output_checked_before_the_work(ckpt: Path, tmp_path: Path, capsys: pyte
     assert_one_line_error(code, err, "writes an engine")
     code, _, err = run(["--weights", str(ckpt), "-o", str(tmp_path / "m.engine")], capsys)
     assert_one_line_error(code, err, "looks like a TensorRT engine")
+
+
+def test_json_keeps_numbers_as_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16: ``build --json`` gives the model's numbers as JSON numbers and lists, not as strings."""
+    code, out, _ = run(
+        ["--precision", "int8", "--calib-samples", "32", "-o", str(tmp_path / "m.onnx"), "--json"], capsys
+    )
+    assert code == 0
+    d = json.loads(out)
+    model = d["model"]
+    assert model["num_classes"] == 10 and model["in_channels"] == 1 and model["input_size"] == 28
+    assert model["mean"] == [0.286] and isinstance(model["top1"], float) and len(model["labels"]) == 10
+
+    def strings(o: object) -> list[str]:
+        if isinstance(o, dict):
+            return [s for v in o.values() for s in strings(v)]
+        if isinstance(o, list):
+            return [s for v in o for s in strings(v)]
+        return [o] if isinstance(o, str) else []
+
+    for s in strings(d):  # no number anywhere is written as a string
+        with pytest.raises(ValueError):
+            float(s.strip("[]").split(",")[0])
+    assert isinstance(d["int8"]["samples"], int) and isinstance(d["output_bytes"], int)
