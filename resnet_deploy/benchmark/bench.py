@@ -10,22 +10,24 @@ from ..backends.loader import model_files
 from ..errors import UserError
 from .core import run_benchmark
 from .gpu import cuda_available, gpu_name
-from .report import plot, write_json, write_markdown
+from .report import plot, write_json, write_markdown, write_times
 from .spec import BenchConfig, BenchmarkInterrupted, BenchReport, Progress, Target
 from .targets import add_baselines, load_target
 
 
 @dataclass
 class BenchOutputs:
-    """Files to write: the JSON report (after every finished batch size too), a Markdown table, PNG plots."""
+    """Files to write: the JSON report (after every finished batch size too), a Markdown table, PNG plots, and
+    every iteration's time (``times``, like trtexec's ``--exportTimes``)."""
 
     json: str | Path | None = None
     markdown: str | Path | None = None
     plot: str | Path | None = None
+    times: str | Path | None = None
 
     def check(self, inputs: list[tuple[str, str | Path | None]] | None = None) -> None:
         """Every output writable, none the same file as another or as one of ``inputs`` ((flag, path) pairs)."""
-        named = {"--json": self.json, "--markdown": self.markdown, "--plot": self.plot}
+        named = {"--output": self.json, "--markdown": self.markdown, "--plot": self.plot, "--export-times": self.times}
         for path in named.values():
             if path:
                 check_writable(path)
@@ -111,4 +113,6 @@ def bench(
         write_markdown(report, outputs.markdown, title="resnet-deploy bench")
     if outputs.plot and report.results:
         plot(report, outputs.plot)
+    if outputs.times:
+        write_times(report, outputs.times)
     return BenchResult(report, interrupted, notes)
