@@ -59,6 +59,7 @@ class OnnxRuntimeModel(InferenceModel):
         providers: str | list[Any] | None = None,
         threads: int | None = None,
         optimization: str = "all",
+        log_severity: int = 4,
     ) -> None:
         import onnxruntime as ort
 
@@ -75,9 +76,9 @@ class OnnxRuntimeModel(InferenceModel):
             "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         }
         opts.graph_optimization_level = levels[optimization]
-        # 4 = fatal only: ONNX Runtime logs a failing node in colour on stderr (several lines) before raising, and
-        # what it raises becomes our one line (see _run)
-        opts.log_severity_level = 4
+        # 4 (the default) = fatal only: ONNX Runtime logs a failing node in colour on stderr (several lines) before
+        # raising, and what it raises becomes our one line (see _run); 0 = verbose, for `build --verbose`
+        opts.log_severity_level = log_severity
         requested = check_providers(providers)
         try:
             self.session = ort.InferenceSession(data, sess_options=opts, providers=requested)

@@ -73,6 +73,9 @@ class BuildOptions:
     eval_samples: int = DEFAULT_EVAL_SAMPLES
     int8: Int8Options = field(default_factory=Int8Options)
     engine: EngineBuildOptions = field(default_factory=EngineBuildOptions)
+    #: report TensorRT's builder log (every severity) and ONNX Runtime's session log as ``progress("log", line)``;
+    #: without it their warnings are summarised in the result
+    verbose: bool = False
 
 
 def changed(options: Any, flags: dict[str, str]) -> list[str]:

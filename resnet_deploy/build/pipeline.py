@@ -124,6 +124,7 @@ def export_model(
     in_channels: int | None = None,
     input_size: int | None = None,
     opset: int = 17,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Load ``arch`` (with ``weights``: a file or bundled checkpoint name), export it to ONNX, simplify, fold
     BatchNorm and write ``out`` atomically. ``arch`` may be None when the weights are a resnet-deploy checkpoint."""
@@ -141,8 +142,12 @@ def export_model(
 
         num_classes = get_arch(arch).default_num_classes  # random weights: the family's usual head
     start = time.perf_counter()
+    say = progress or (lambda _stage, _detail: None)
+    say("export", f"loading {weights or arch}")
     net, info = load_model(arch, weights, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    proto, reports = export_onnx(net, info, opset)
+    say("export", "torch.onnx export")
+    proto, reports = export_onnx(net, info, opset, say)
+    say("write", str(out))
     save_onnx(proto, out)
     return ExportResult(
         path=out,
@@ -156,9 +161,11 @@ def export_model(
     )
 
 
-def export_onnx(net: Any, info: ModelInfo, opset: int = 17) -> tuple[onnx.ModelProto, list[PassReport]]:
+def export_onnx(
+    net: Any, info: ModelInfo, opset: int = 17, progress: Progress | None = None
+) -> tuple[onnx.ModelProto, list[PassReport]]:
     """An in-memory ``torch.nn.Module`` -> the simplified, BatchNorm-folded ONNX graph carrying ``info``."""
     from ..export import torch_to_onnx
 
     source = stages.Source(torch_to_onnx(net, info, opset=opset), info, info.name or info.arch, exported=True)
-    return stages.export_passes(source, lambda _stage, _detail: None)
+    return stages.export_passes(source, progress or (lambda _stage, _detail: None))

@@ -9,6 +9,9 @@ from typing import Any
 from ..info import ModelInfo
 from ..passes import PassReport
 
+#: TensorRT warnings listed in the text summary; the rest are counted (``--verbose`` prints the builder's log)
+MAX_TENSORRT_WARNINGS = 3
+
 
 @dataclass
 class BuildResult:
@@ -67,7 +70,11 @@ class BuildResult:
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"WARNING: {w}" for w in self.warnings]
         if self.engine is not None:  # what the TensorRT build said (ignored options, lean runtime, ...)
-            lines += [f"WARNING: TensorRT: {w}" for w in self.engine.warnings]
+            shown = self.engine.warnings[:MAX_TENSORRT_WARNINGS]
+            lines += [f"WARNING: TensorRT: {w}" for w in shown]
+            if len(self.engine.warnings) > len(shown):
+                more = len(self.engine.warnings) - len(shown)
+                lines.append(f"WARNING: TensorRT: {more} more warning(s) (build --verbose shows TensorRT's whole log)")
         what = "engine" if self.backend == "tensorrt" else "ONNX"
         lines.append(
             f"wrote {what} {self.output} ({self.output_bytes / 1e6:.2f} MB, {self.precision}, {self.backend}) "

@@ -334,7 +334,8 @@ def backend_build(
         say("verify", "loading the result in ONNX Runtime")
         from ..backends.onnxruntime import OnnxRuntimeModel
 
-        OnnxRuntimeModel(model).close()
+        # verbose: ONNX Runtime's own log (session creation, graph optimizations) straight to stderr
+        OnnxRuntimeModel(model, log_severity=0 if options.verbose else 4).close()
         return model
     from ..backends.tensorrt.builder import build_engine
 
@@ -363,7 +364,13 @@ def backend_build(
         if timed.fusion_report is not None:
             result.reports.append(timed.fusion_report)
         return timed.model
-    result.engine = build_engine(model, result.output, options.engine, info, extra, calibration)
+    from ..backends.tensorrt.log import capture
+
+    def forward(severity: str, message: str) -> None:
+        say("log", f"TensorRT [{severity}] {message}")
+
+    with capture(forward if options.verbose else None):  # the process logger's messages, while the build runs
+        result.engine = build_engine(model, result.output, options.engine, info, extra, calibration)
     return result.engine.onnx_model or model  # what TensorRT parsed (the plugin node form of its version)
 
 

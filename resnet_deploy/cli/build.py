@@ -7,6 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from ._progress import add_progress_option
+
 if TYPE_CHECKING:
     from ..build import BuildOptions
 
@@ -45,6 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-o", "--output", required=True, help="output .onnx (ONNX Runtime) or .engine (TensorRT)")
     p.add_argument("--emit-onnx", metavar="PATH", help="also write the final ONNX graph here")
     p.add_argument("--json", action="store_true", help="print the build result as JSON")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print TensorRT's builder log (every severity) and ONNX Runtime's session log on stderr "
+        "(default: their warnings summarised in the result)",
+    )
+    add_progress_option(p)
     q = p.add_argument_group("INT8")
     q.add_argument(
         "--qdq-placement",
@@ -191,32 +200,24 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         residual_fusion=args.residual_fusion,
         int8=int8,
         engine=engine,
+        verbose=args.verbose,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..api import build
+    from ._progress import StageProgress
 
     options = options_from_args(args)
-    err = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.fields[stage]:>10}[/] {task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=args.json or not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("starting", stage="build")
+    with StageProgress("build", args.progress, enabled=not args.json) as stages:
 
         def progress(stage: str, detail: str) -> None:
-            if stage == "warning":
-                err.print(f"[bold red]WARNING:[/] {detail}")
+            if stage == "log":  # --verbose: the libraries' own log lines, above the spinner
+                stages.err.print(detail, highlight=False, markup=False, soft_wrap=True)
                 return
-            bar.update(task, description=detail, stage=stage)
+            stages(stage, detail)
 
         result = build(options, progress)
     if args.json:
