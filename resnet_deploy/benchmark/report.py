@@ -187,6 +187,18 @@ def write_markdown(report: BenchReport | Mapping[str, Any], path: str | Path, ti
     return atomic_write_text(path, to_markdown(report, title))
 
 
+#: One colour per role, the same in every panel and every file: a reader learns it once (matplotlib's tab10).
+ROLE_COLOURS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#d62728", "baseline": "#7f7f7f", "other": "#9467bd"}
+
+
+def role(row: Mapping[str, Any], roles: Mapping[str, str] | None = None) -> str:
+    """``baseline`` for a baseline target (PyTorch eager, ORT FP32 added by --baselines), else its precision."""
+    if (roles or {}).get(row["model"], row.get("role")) == "baseline":
+        return "baseline"
+    precision = str(row.get("precision"))
+    return precision if precision in ROLE_COLOURS else "other"
+
+
 def plot(
     report: BenchReport | Mapping[str, Any],
     path: str | Path,
@@ -228,6 +240,7 @@ def plot(
     for k in range(len(groups), nrows * ncols if single else 0):
         axes[k // ncols][k % ncols].axis("off")
     markers = "osD^v<>p*h"
+    roles = {r["model"]: str(r.get("role")) for r in rows}
     for gi, g in enumerate(groups):
         grows = [r for r in rows if (r.get("group") or r["model"]) == g]
         models = list(dict.fromkeys(r["model"] for r in grows))
@@ -242,11 +255,14 @@ def plot(
                         ys = [r["latency_ms"]["median"] for r in pts]
                         lo = [y - r["latency_ms"]["min"] for y, r in zip(ys, pts, strict=True)]
                         hi = [r["latency_ms"]["p99"] - y for y, r in zip(ys, pts, strict=True)]
-                        ax.errorbar(xs, ys, yerr=[lo, hi], marker=markers[mi % len(markers)], capsize=3, label=short)
+                        ax.errorbar(xs, ys, yerr=[lo, hi], marker=markers[mi % len(markers)], capsize=3, label=short,
+                                    color=ROLE_COLOURS[role(pts[0])])  # fmt: skip
                         ax.set_ylabel("latency ms (median, min..p99)")
                     else:
                         ys = [r["throughput_ips"] for r in pts]
-                        ax.plot(xs, ys, marker=markers[mi % len(markers)], label=short)
+                        ax.plot(
+                            xs, ys, marker=markers[mi % len(markers)], label=short, color=ROLE_COLOURS[role(pts[0])]
+                        )
                         ax.set_ylabel("images/s")
                 ax.set_xscale("log", base=2)
                 ax.set_yscale("log")
@@ -266,7 +282,7 @@ def plot(
                     continue
                 names = [f"{a['precision']}\n{a['backend']}" for a in gacc]
                 vals = [a["top1"] for a in gacc]
-                bars = ax.bar(range(len(vals)), vals, color=["C0" if a["precision"] == "fp32" else "C1" for a in gacc])
+                bars = ax.bar(range(len(vals)), vals, color=[ROLE_COLOURS[role(a, roles)] for a in gacc])
                 for b, v in zip(bars, vals, strict=True):
                     ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
                 ax.set_xticks(range(len(vals)), names, fontsize=8)
