@@ -33,7 +33,7 @@ from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
 from resnet_deploy.backends.torch_eager import TorchModel
 from resnet_deploy.benchmark import BenchConfig, BenchmarkInterrupted, BenchReport, Target, run_benchmark
 from resnet_deploy.benchmark.accuracy import evaluate_targets
-from resnet_deploy.benchmark.core import add_ratios
+from resnet_deploy.benchmark.core import add_ratios, group_rows, noise_warnings
 from resnet_deploy.benchmark.macs import count_macs_onnx
 from resnet_deploy.benchmark.report import plot, to_markdown, write_json
 from resnet_deploy.build import BuildOptions, build
@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                 report.results.extend(part.results)
                 report.machine["loadavg_at_end"] = part.machine.get("loadavg_at_end")
             add_ratios(report.results)
+            group_rows(report.results, [t.label for t in targets])  # each model's batches together
+            report.warnings = noise_warnings(report.results, report.machine)
             save(report)
         assert report is not None
         if cfg.data:
