@@ -24,10 +24,16 @@ class BenchOutputs:
     markdown: str | Path | None = None
     plot: str | Path | None = None
     times: str | Path | None = None
+    json_flag: str = "--output"  # how errors name the JSON file (the CLI's deprecated form is --json FILE)
 
     def check(self, inputs: list[tuple[str, str | Path | None]] | None = None) -> None:
         """Every output writable, none the same file as another or as one of ``inputs`` ((flag, path) pairs)."""
-        named = {"--output": self.json, "--markdown": self.markdown, "--plot": self.plot, "--export-times": self.times}
+        named = {
+            self.json_flag: self.json,
+            "--markdown": self.markdown,
+            "--plot": self.plot,
+            "--export-times": self.times,
+        }
         for path in named.values():
             if path:
                 check_writable(path)

@@ -94,19 +94,11 @@ class _RichProgress:
 
 def _json_flag(args: argparse.Namespace) -> tuple[bool, str | None]:
     """(print JSON on stdout, the file to write it to). ``--json`` alone is the flag every command has; the old
-    ``--json OUT`` still writes the file (with a deprecation line once the run is done, so that a bad argument
-    stays one line). A value that names a model (a model file suffix, a bundled name) is a MODEL that argparse
-    handed to ``--json`` (`bench a.onnx --json b.onnx`)."""
+    ``--json OUT`` still writes the file, with a deprecation line once the run is done (so that a bad argument
+    stays one line)."""
     value = args.json
     if value is None or value is True:
         return value is True, args.output
-    from ..backends.loader import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES
-    from ..models.bundled import bundled_checkpoints
-
-    model_suffixes = (".onnx", *ENGINE_SUFFIXES, *CHECKPOINT_SUFFIXES)
-    if str(value).lower().endswith(model_suffixes) or value in bundled_checkpoints():
-        args.models.insert(0, value)
-        return True, args.output
     if args.output is not None:
         from ..errors import UserError
 
@@ -174,7 +166,13 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         device=args.device,
         cuda_graphs=not args.no_cuda_graphs,
-        outputs=BenchOutputs(json=json_file, markdown=args.markdown, plot=args.plot, times=args.export_times),
+        outputs=BenchOutputs(
+            json=json_file,
+            markdown=args.markdown,
+            plot=args.plot,
+            times=args.export_times,
+            json_flag="--json" if getattr(args, "deprecated", None) else "--output",
+        ),
         progress=_RichProgress(not args.quiet and not as_json),
     )
     if as_json:
