@@ -42,7 +42,7 @@ from resnet_deploy.backends.openvino import OpenVinoModel
 from resnet_deploy.backends.torch_eager import TorchModel
 from resnet_deploy.benchmark import BenchConfig, BenchmarkInterrupted, BenchReport, Target, run_benchmark
 from resnet_deploy.benchmark.accuracy import evaluate_targets
-from resnet_deploy.benchmark.core import add_ratios
+from resnet_deploy.benchmark.core import add_ratios, group_rows, noise_warnings
 from resnet_deploy.benchmark.macs import count_macs_onnx
 from resnet_deploy.benchmark.report import plot, to_markdown, write_json
 from resnet_deploy.build import BuildOptions, build
@@ -476,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     headline = _headline(report.results)
     report.notes[:0] = [*([headline] if headline else []), *verdicts]
     report.notes.append(f"whole script {time.time() - t0:.0f} s")
+    group_rows(report.results, [t.label for t in all_targets])  # each model's batches together
+    report.warnings = noise_warnings(report.results, report.machine)
     write_json(report, out_json)
     title = "CPU benchmarks: ours vs ORT quantize_static vs NNCF, on ONNX Runtime and OpenVINO, PyTorch eager baseline"
     (args.out / "bench.md").write_text(to_markdown(report, title) + "\n" + side_by_side(report) + "\n")

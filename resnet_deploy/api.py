@@ -14,6 +14,7 @@ command              function                                        module
 ``triton-repo``      :func:`triton_repo`                             :mod:`resnet_deploy.serve`
 ``serve``            :func:`serve`, :func:`triton_server`            :mod:`resnet_deploy.serve`
 (any)                :func:`load`                                    :mod:`resnet_deploy.backends.loader`
+(Python only)        :func:`compile` (an ``nn.Module``)              :mod:`resnet_deploy.build`
 ===================  ==============================================  ==============================
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from .backends.base import InferenceModel
 from .backends.loader import load
 from .benchmark import BenchConfig, BenchOutputs, BenchReport, BenchResult, bench, parse_batches, run_benchmark
-from .build import BuildOptions, BuildResult, ExportResult, build, export_model, export_onnx
+from .build import BuildOptions, BuildResult, ExportResult, build, compile, export_model, export_onnx
 from .compare import CompareReport, compare
 from .evaluate import EvalReport, evaluate, evaluate_model
 from .infer import Predictions, infer, load_images, load_npy, predict, save_npy
@@ -51,6 +52,7 @@ __all__ = [
     "bench",
     "build",
     "compare",
+    "compile",
     "evaluate",
     "evaluate_model",
     "export_model",

@@ -110,16 +110,18 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         info_dict, info_error = None, str(exc)
     other_meta = {p.key: p.value for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)}
     return {
-        "path": str(path),
+        "schema": SCHEMA,
         "format": "onnx",
+        "path": str(path),
         "size_bytes": path.stat().st_size,
+        "precision": graph_precision(model),
+        "inputs": [_value_info(v) for v in graph.input if v.name not in init_names],
+        "outputs": [_value_info(v) for v in graph.output],
+        "model_info": info_dict,
         "ir_version": model.ir_version,
         "opset": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "checker": checker,
-        "precision": graph_precision(model),
-        "inputs": [_value_info(v) for v in graph.input if v.name not in init_names],
-        "outputs": [_value_info(v) for v in graph.output],
         "nodes": len(graph.node),
         "op_counts": ops,
         "initializers": len(graph.initializer),
@@ -129,21 +131,71 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         "qdq_placement": next((p.value for p in model.metadata_props if p.key == "resnet_deploy.qdq_placement"), None),
         "batchnorm_nodes": ops.get("BatchNormalization", 0),
         "plugin_nodes": dict(plugins),
-        "model_info": info_dict,
         "model_info_error": info_error,
         "metadata": other_meta,
     }
 
 
+#: The keys ``inspect --json`` gives for ONNX models and engines alike, with the same meaning and types (issue 16);
+#: each format adds its own after them (ONNX: ``op_counts``, ``qdq_nodes``...; engines: ``sidecar``, ``layers``...).
+#: ``inputs``/``outputs``: ``{"name", "shape", "dtype"}`` with ONNX's dtype names ("float", "float16", "int8") and
+#: ``shape`` entries that are ints, a dimension name ("batch") or None for a dynamic axis without one.
+SCHEMA = "resnet-deploy-inspect/1"
+COMMON_KEYS = ("schema", "format", "path", "size_bytes", "precision", "inputs", "outputs", "model_info")
+
+#: TensorRT's DataType names (as the sidecar records them) -> ONNX's, so both formats spell a dtype the same way.
+_TRT_DTYPES = {
+    "FP32": "float", "FLOAT": "float", "FP16": "float16", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8",
+    "UINT8": "uint8", "INT32": "int32", "INT64": "int64", "BOOL": "bool", "FP8": "float8e4m3fn", "INT4": "int4",
+}  # fmt: skip
+
+
+def _engine_io(v: Any) -> dict[str, Any]:
+    """A sidecar's input/output entry in the ONNX form: -1 (the profile's batch axis at 0) becomes "batch"."""
+    if not isinstance(v, dict):
+        return {"name": None, "shape": [], "dtype": "unknown"}
+    dims = [
+        d if isinstance(d, int) and d >= 0 else ("batch" if i == 0 else None)
+        for i, d in enumerate(v.get("shape") or [])
+    ]
+    dtype = str(v.get("dtype") or "unknown")
+    return {"name": v.get("name"), "shape": dims, "dtype": _TRT_DTYPES.get(dtype.upper(), dtype.lower())}
+
+
+def _engine_common(d: dict[str, Any]) -> dict[str, Any]:
+    """:data:`COMMON_KEYS` for an engine's description, from what its sidecar recorded (missing parts: empty)."""
+    from .info import from_sidecar
+
+    try:
+        info = from_sidecar(d) if d.get("model") and d.get("preprocessing") else None
+    except (KeyError, TypeError, UserError):
+        info = None
+    path = Path(d["path"])
+    return {
+        "schema": SCHEMA,
+        "format": "engine",
+        "path": str(path),
+        "size_bytes": d.get("size", path.stat().st_size),
+        "precision": d.get("precision"),
+        "inputs": [_engine_io(d["input"])] if d.get("input") else [],
+        "outputs": [_engine_io(v) for v in d.get("outputs") or []],
+        "model_info": None if info is None else asdict(info),
+    }
+
+
 def inspect_model(path: str | Path) -> dict[str, Any]:
-    """:func:`inspect_onnx` for ONNX files; the TensorRT engine inspection for .engine/.plan files."""
+    """:func:`inspect_onnx` for ONNX files; the TensorRT engine inspection for .engine/.plan files. Both start
+    with the same :data:`COMMON_KEYS`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found" if not path.exists() else f"{path} is not a file")
     if path.suffix.lower() in ENGINE_SUFFIXES:
         from .backends.tensorrt.engine_inspector import inspect_engine
 
-        return {"format": "engine", **inspect_engine(path)}
+        engine = {"path": str(path), **inspect_engine(path)}
+        own = {k: v for k, v in engine.items() if k not in COMMON_KEYS}
+        # the sidecar's own form of the outputs (TensorRT dtypes, -1 for the batch), as ``input`` is kept
+        return {**_engine_common(engine), **own, "engine_outputs": engine.get("outputs")}
     return inspect_onnx(path)
 
 
@@ -202,4 +254,4 @@ def format_summary(result: dict[str, Any], max_layers: int = 0) -> str:
         return format_onnx_summary(result)
     from .backends.tensorrt.engine_inspector import format_engine_summary
 
-    return format_engine_summary(result, max_layers=max_layers)
+    return format_engine_summary({**result, "outputs": result.get("engine_outputs") or []}, max_layers=max_layers)

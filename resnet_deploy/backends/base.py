@@ -64,12 +64,41 @@ class InferenceModel(ABC):
         if x.shape[0] == 0:
             raise UserError("input batch is empty")
 
-    def describe_shape(self) -> str:
-        return "(" + ", ".join("N" if d is None else str(d) for d in self.input_shape) + ")"
+    def describe_shape(self, batch: bool = True) -> str:
+        """``(N, 1, 28, 28)``; ``(1, 28, 28)`` without the batch axis."""
+        dims = self.input_shape if batch else self.input_shape[1:]
+        return "(" + ", ".join("N" if d is None else str(d) for d in dims) + ")"
+
+    def prepare(self, batch: Any) -> np.ndarray:
+        """``batch`` as the model's input: a numpy array or torch tensor of shape (N, C, H, W), or (C, H, W) for one
+        image (a batch axis of 1 is added). Floats of another width (float64, float16) are converted to the model's
+        input dtype, as ``x.astype(model.input_dtype)`` would, refusing values that become infinite; anything else
+        (uint8 pixels, ints, bools) is refused with a line saying what to pass."""
+        x = self._to_numpy(batch)
+        if x.ndim == len(self.input_shape) - 1:
+            x = x[None]
+        if x.dtype != self.input_dtype:
+            if x.dtype.kind != "f" or self.input_dtype.kind != "f":
+                raise UserError(
+                    f"predict() takes preprocessed {self.input_dtype} input {self.describe_shape()} or one image "
+                    f"{self.describe_shape(batch=False)}, not {x.dtype}: decode image files with "
+                    "resnet_deploy.load_images(paths, model), or convert pixels yourself (x.astype(np.float32) / 255, "
+                    "then the model's normalisation)"
+                )
+            with np.errstate(over="ignore"):  # overflow is checked right below, in one line
+                converted = x.astype(self.input_dtype)
+            if not np.isfinite(converted).all() and np.isfinite(x).all():
+                raise UserError(
+                    f"input holds values beyond the range of the model's input type {self.input_dtype} "
+                    f"(largest magnitude {float(np.max(np.abs(x))):.3g})"
+                )
+            x = converted
+        return np.ascontiguousarray(x)
 
     def predict(self, batch: Any) -> np.ndarray:
-        """Logits for a batch; batches above ``max_batch`` are split and the results concatenated."""
-        x = np.ascontiguousarray(self._to_numpy(batch))
+        """Logits (N, classes) for a batch (see :meth:`prepare` for what is accepted: (C, H, W) gives N = 1, other
+        float widths are converted); batches above ``max_batch`` are split and the results concatenated."""
+        x = self.prepare(batch)
         self.validate(x)
         step = self.max_batch or x.shape[0]
         outs = [self._run(x[i : i + step]) for i in range(0, x.shape[0], step)]

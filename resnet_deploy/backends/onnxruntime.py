@@ -24,6 +24,31 @@ if TYPE_CHECKING:
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
+def _names(providers: list[Any]) -> list[str]:
+    return [p if isinstance(p, str) else str(p[0]) for p in providers]
+
+
+def check_providers(providers: str | list[Any] | None) -> list[Any]:
+    """The providers to ask ONNX Runtime for (default: the CPU), refusing names this onnxruntime build lacks: left
+    alone, ONNX Runtime warns and silently runs on the CPU. A provider is a name or a ``(name, options)`` tuple."""
+    import onnxruntime as ort
+
+    if providers is None or (not isinstance(providers, str) and len(providers) == 0):
+        return ["CPUExecutionProvider"]
+    wanted = [providers] if isinstance(providers, str) else list(providers)
+    if not all(isinstance(p, str) or (isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)) for p in wanted):
+        raise UserError("providers must be names (e.g. 'CUDAExecutionProvider') or (name, options) tuples")
+    available = ort.get_available_providers()
+    missing = [name for name in _names(wanted) if name not in available]
+    if missing:
+        what = "unknown to ONNX Runtime" if any(m not in ort.get_all_providers() for m in missing) else "not built in"
+        raise UserError(
+            f"ONNX Runtime provider {', '.join(missing)} is {what} (onnxruntime {ort.__version__} here has "
+            f"{', '.join(available)})"
+        )
+    return wanted
+
+
 class OnnxRuntimeModel(InferenceModel):
     """An ONNX graph in an ``onnxruntime.InferenceSession``: ``threads`` intra-op threads (default: the cores this
     process may use, :func:`~resnet_deploy.backends.cpus.cpu_budget`), worker spinning off unless ``spinning``."""
@@ -33,10 +58,11 @@ class OnnxRuntimeModel(InferenceModel):
     def __init__(
         self,
         model: str | Path | onnx.ModelProto,
-        providers: list[str] | None = None,
+        providers: str | list[Any] | None = None,
         threads: int | None = None,
         optimization: str = "all",
         spinning: bool = False,
+        log_severity: int = 4,
     ) -> None:
         import onnxruntime as ort
 
@@ -59,16 +85,23 @@ class OnnxRuntimeModel(InferenceModel):
             "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         }
         opts.graph_optimization_level = levels[optimization]
-        # 4 = fatal only: ONNX Runtime logs a failing node in colour on stderr (several lines) before raising, and
-        # what it raises becomes our one line (see _run)
-        opts.log_severity_level = 4
+        # 4 (the default) = fatal only: ONNX Runtime logs a failing node in colour on stderr (several lines) before
+        # raising, and what it raises becomes our one line (see _run); 0 = verbose, for `build --verbose`
+        opts.log_severity_level = log_severity
+        requested = check_providers(providers)
         try:
-            self.session = ort.InferenceSession(
-                data, sess_options=opts, providers=providers or ["CPUExecutionProvider"]
-            )
+            self.session = ort.InferenceSession(data, sess_options=opts, providers=requested)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             text = " ".join(str(exc).split()) or type(exc).__name__
             raise UserError(f"ONNX Runtime cannot load the model: {text}") from None
+        # An available provider whose libraries fail to load (CUDA without cuDNN, say) is dropped by ONNX Runtime
+        # with a log line and the session runs on the CPU: the user asked for that provider, so say it instead.
+        dropped = [name for name in _names(requested) if name not in self.session.get_providers()]
+        if dropped:
+            raise UserError(
+                f"ONNX Runtime could not start {', '.join(dropped)} (the session fell back to "
+                f"{', '.join(self.session.get_providers())}); check that provider's libraries, or leave it out"
+            )
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise UserError(f"expected a model with one input, got {len(inputs)} inputs")

@@ -10,22 +10,30 @@ from ..backends.loader import model_files
 from ..errors import UserError
 from .core import run_benchmark
 from .gpu import cuda_available, gpu_name
-from .report import plot, write_json, write_markdown
+from .report import plot, write_json, write_markdown, write_times
 from .spec import BenchConfig, BenchmarkInterrupted, BenchReport, Progress, Target
 from .targets import add_baselines, load_target
 
 
 @dataclass
 class BenchOutputs:
-    """Files to write: the JSON report (after every finished batch size too), a Markdown table, PNG plots."""
+    """Files to write: the JSON report (after every finished batch size too), a Markdown table, PNG plots, and
+    every iteration's time (``times``, like trtexec's ``--exportTimes``)."""
 
     json: str | Path | None = None
     markdown: str | Path | None = None
     plot: str | Path | None = None
+    times: str | Path | None = None
+    json_flag: str = "--output"  # how errors name the JSON file (the CLI's deprecated form is --json FILE)
 
     def check(self, inputs: list[tuple[str, str | Path | None]] | None = None) -> None:
         """Every output writable, none the same file as another or as one of ``inputs`` ((flag, path) pairs)."""
-        named = {"--json": self.json, "--markdown": self.markdown, "--plot": self.plot}
+        named = {
+            self.json_flag: self.json,
+            "--markdown": self.markdown,
+            "--plot": self.plot,
+            "--export-times": self.times,
+        }
         for path in named.values():
             if path:
                 check_writable(path)
@@ -115,4 +123,6 @@ def bench(
         write_markdown(report, outputs.markdown, title="resnet-deploy bench")
     if outputs.plot and report.results:
         plot(report, outputs.plot)
+    if outputs.times:
+        write_times(report, outputs.times)
     return BenchResult(report, interrupted, notes)

@@ -21,10 +21,10 @@ import numpy as np
 
 from ..errors import UserError
 from .accuracy import evaluate_targets
-from .groups import add_ratios
+from .groups import add_ratios, group_rows
 from .machine import available_memory_bytes, machine_info, peak_gops
 from .spec import BenchConfig, BenchmarkInterrupted, BenchReport, Progress, Runner, Target
-from .stats import LatencyStats
+from .stats import LatencyStats, coefficient_of_variation
 
 #: Host memory one image needs while a CPU model runs, in units of its largest activation (4 bytes a value): ONNX
 #: Runtime measured 1.1x (ResNet-18, 224x224) to 3.6x (CIFAR ResNet-20, 28x28) of it, input included (peak RSS
@@ -82,8 +82,11 @@ def check_batches(targets: list[Target], batches: list[int], available: int | No
     check_memory(targets, batches, available)
 
 
-def _timed(runner: Runner, seconds: float, min_iters: int) -> tuple[list[float], list[dict[str, float]], float]:
-    """Iterate until both ``min_iters`` and ``seconds`` are reached: (latencies s, GPU timings, wall s)."""
+def _timed(
+    runner: Runner, seconds: float, min_iters: int, starts: list[float] | None = None
+) -> tuple[list[float], list[dict[str, float]], float]:
+    """Iterate until both ``min_iters`` and ``seconds`` are reached: (latencies s, GPU timings, wall s). Each
+    iteration's start (``time.perf_counter``) is appended to ``starts`` when given (``--export-times``)."""
     lat: list[float] = []
     gpu: list[dict[str, float]] = []
     clock = time.perf_counter
@@ -93,6 +96,8 @@ def _timed(runner: Runner, seconds: float, min_iters: int) -> tuple[list[float],
         g = runner.step()
         t1 = clock()
         lat.append(t1 - t0)
+        if starts is not None:
+            starts.append(t0)
         if g:
             gpu.append(g)
         if len(lat) >= min_iters and t1 - start >= seconds:
@@ -105,6 +110,7 @@ class _Case:
     runner: Runner
     lat: list[float] = field(default_factory=list)
     gpu: list[dict[str, float]] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)  # perf_counter at each measured iteration's start
     wall: float = 0.0
     chunks: int = 0
     warmup_iterations: int = 0
@@ -127,6 +133,7 @@ def _row(case: _Case, batch: int, cfg: BenchConfig, machine: dict[str, Any]) -> 
         "precision": t.precision,
         "batch": batch,
         "latency_ms": LatencyStats.of(lat_ms).to_dict(),
+        "latency_cv_percent": round(coefficient_of_variation(lat_ms), 2),
         "throughput_ips": round(throughput, 3),
         "role": t.role,
         "group": t.group,
@@ -144,6 +151,8 @@ def _row(case: _Case, batch: int, cfg: BenchConfig, machine: dict[str, Any]) -> 
             for key in ("compute_ms", "h2d_ms", "d2h_ms")
             if all(key in g for g in case.gpu)
         }
+        if all("compute_ms" in g for g in case.gpu):
+            row["gpu"]["compute_cv_percent"] = round(coefficient_of_variation([g["compute_ms"] for g in case.gpu]), 2)
         row["cuda_graphs"] = bool(case.runner.cuda_graphs)
     if t.macs_per_image:
         achieved = 2 * t.macs_per_image * throughput / 1e9
@@ -164,9 +173,26 @@ def _input(shape: tuple[int | None, ...], batch: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(dims, dtype=np.float32)
 
 
+def _times(case: _Case, batch: int) -> dict[str, Any]:
+    """Every measured iteration of ``case`` (``--export-times``, like trtexec's ``--exportTimes``): start and host
+    latency in ms, start relative to the first measured iteration, plus the GPU timings where every step has them."""
+    t = case.target
+    origin = case.starts[0] if case.starts else 0.0
+    times = [{"startMs": round((s0 - origin) * 1e3, 4), "latencyMs": round(v * 1e3, 4)}
+             for s0, v in zip(case.starts, case.lat, strict=True)]  # fmt: skip
+    if case.gpu and len(case.gpu) == len(times):
+        for entry, g in zip(times, case.gpu, strict=True):
+            entry.update({_TIMES_KEYS[k]: round(v, 4) for k, v in g.items() if k in _TIMES_KEYS})
+    return {"model": t.label, "backend": t.backend, "precision": t.precision, "batch": batch, "times": times}
+
+
+#: GPU timing keys -> trtexec's names in its exported times
+_TIMES_KEYS = {"compute_ms": "computeMs", "h2d_ms": "h2dMs", "d2h_ms": "d2hMs"}
+
+
 def _measure_batch(
     targets: list[Target], batch: int, cfg: BenchConfig, machine: dict[str, Any], progress: Progress | None
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     cases: list[_Case] = []
     try:
         for t in targets:
@@ -183,7 +209,7 @@ def _measure_batch(
         order = cases if cfg.interleave else []
         if not cfg.interleave:
             for case in cases:  # back to back: each target measured in one go
-                lat, gpu, wall = _timed(case.runner, cfg.duration_s, cfg.min_iterations)
+                lat, gpu, wall = _timed(case.runner, cfg.duration_s, cfg.min_iterations, case.starts)
                 case.lat, case.gpu, case.wall, case.chunks = lat, gpu, wall, 1
                 if progress:
                     progress.update(f"{case.target.label} batch {batch}", wall)
@@ -197,14 +223,14 @@ def _measure_batch(
                     seconds, need = 0.0, cfg.min_iterations - len(case.lat)
                 else:
                     seconds, need = min(chunk_s, cfg.duration_s - case.wall), 1
-                lat, gpu, wall = _timed(case.runner, seconds, need)
+                lat, gpu, wall = _timed(case.runner, seconds, need, case.starts)
                 case.lat += lat
                 case.gpu += gpu
                 case.wall += wall
                 case.chunks += 1
                 if progress:
                     progress.update(f"{case.target.label} batch {batch}", wall)
-        return [_row(c, batch, cfg, machine) for c in cases]
+        return [_row(c, batch, cfg, machine) for c in cases], [_times(c, batch) for c in cases]
     finally:
         for c in cases:
             c.runner.release()
@@ -242,8 +268,11 @@ def run_benchmark(
         if progress:
             progress.begin(len(config.batches) * len(targets) * config.duration_s)
         for batch in config.batches:
-            report.results.extend(_measure_batch(targets, batch, config, machine, progress))
+            rows, times = _measure_batch(targets, batch, config, machine, progress)
+            report.results.extend(rows)
+            report.times.extend(times)
             add_ratios(report.results)
+            group_rows(report.results, [t.label for t in targets])
             if on_update:
                 on_update(report)
         if config.data:
@@ -270,7 +299,55 @@ def run_benchmark(
             machine["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
         except OSError:
             pass
+        report.warnings = noise_warnings(report.results, machine)
     return report
+
+
+#: Host latency CV (percent) above which a row is flagged as too noisy to trust. trtexec flags GPU compute time
+#: above 1 % (``kUNSTABLE_PERF_REPORTING_THRESHOLD`` in its ``sampleReporting.cpp``); a host-timed CPU inference
+#: on a shared machine varies more than a GPU kernel even on a quiet machine, so its bar is 10 %.
+HOST_CV_WARN_PERCENT = 10.0
+GPU_CV_WARN_PERCENT = 1.0
+#: The 1-minute load average, per core, at the start above which other work is taking the machine's cores.
+LOAD_WARN_PER_CORE = 0.5
+
+
+def noise_warnings(rows: list[dict[str, Any]], machine: dict[str, Any]) -> list[str]:
+    """Warnings for a run too noisy to trust: a busy machine at the start, rows whose latency varies too much."""
+    out = []
+    load, cores = machine.get("loadavg_at_start"), machine.get("cores")
+    if (
+        isinstance(load, list)
+        and load
+        and isinstance(cores, int)
+        and cores > 0
+        and load[0] > LOAD_WARN_PER_CORE * cores
+    ):
+        out.append(
+            f"the machine was busy when the run started (load average {load[0]:.2f} on {cores} cores): other work "
+            "shared the cores, so latencies and ratios may be off; rerun on a quiet machine"
+        )
+    noisy = [r for r in rows if isinstance(r.get("latency_cv_percent"), int | float)
+             and r["latency_cv_percent"] > HOST_CV_WARN_PERCENT]  # fmt: skip
+    if noisy:
+        worst = max(noisy, key=lambda r: r["latency_cv_percent"])
+        which = (
+            f"{worst['model']} batch {worst['batch']}"
+            if len(noisy) == 1
+            else f"{len(noisy)} of {len(rows)} rows, worst {worst['model']} batch {worst['batch']}"
+        )
+        out.append(
+            f"latency coefficient of variation over {HOST_CV_WARN_PERCENT:g} % ({which}: "
+            f"{worst['latency_cv_percent']:.1f} %): too noisy to trust; use a longer --duration or a quieter machine"
+        )
+    for r in rows:
+        gcv = (r.get("gpu") or {}).get("compute_cv_percent")
+        if isinstance(gcv, int | float) and gcv > GPU_CV_WARN_PERCENT:
+            out.append(
+                f"{r['model']} batch {r['batch']}: GPU compute time is unstable (coefficient of variation "
+                f"{gcv:.1f} %, over trtexec's {GPU_CV_WARN_PERCENT:g} %); locking the GPU clocks may help"
+            )
+    return out
 
 
 def _set_torch_threads(threads: int | None) -> Callable[[], None]:

@@ -46,7 +46,22 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         row["vs_reference"] = {
             "reference": ref_name,
             "median_latency_ratio": round(row["latency_ms"]["median"] / ref["latency_ms"]["median"], 4),
+            # read the usual way: 2.0 = twice as fast as the reference (its median latency over this row's)
+            "speedup": round(ref["latency_ms"]["median"] / row["latency_ms"]["median"], 4)
+            if row["latency_ms"]["median"]
+            else None,
             "throughput_ratio": round(row["throughput_ips"] / ref["throughput_ips"], 4)
             if ref["throughput_ips"]
             else None,
         }
+
+
+def group_rows(rows: list[dict[str, Any]], order: list[str]) -> None:
+    """Sort ``rows`` in place so each model's rows (every batch) are together, models of one group (same weights)
+    next to each other, in the order the models were given (``order``: target labels); batches ascending."""
+    index = {label: i for i, label in enumerate(order)}
+    first: dict[str, int] = {}
+    for r in rows:
+        key = r.get("group") or r["model"]
+        first[key] = min(first.get(key, len(order)), index.get(r["model"], len(order)))
+    rows.sort(key=lambda r: (first[r.get("group") or r["model"]], index.get(r["model"], len(order)), r["batch"]))

@@ -64,6 +64,17 @@ def write_json(report: BenchReport | Mapping[str, Any], path: str | Path) -> Pat
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+TIMES_FORMAT = "resnet-deploy-times/1"
+
+
+def write_times(report: BenchReport, path: str | Path) -> Path:
+    """Every measured iteration, per model and batch, as JSON (trtexec's ``--exportTimes`` per-inference records:
+    ``startMs`` from the first measured iteration, ``latencyMs`` host wall time, GPU ``computeMs``/``h2dMs``/
+    ``d2hMs`` where measured), written atomically."""
+    data = {"format": TIMES_FORMAT, "unit": "ms", "started": report.started, "runs": report.times}
+    return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
 def load_json(path: str | Path) -> dict[str, Any]:
     """Read a report written by :func:`write_json` and check its schema."""
     data = read_json(path, "benchmark report", max_depth=16)
@@ -76,6 +87,56 @@ def load_json(path: str | Path) -> dict[str, Any]:
 
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
+
+
+def speedup_cell(row: Mapping[str, Any]) -> str:
+    """``2.00x`` = twice as fast as the group's FP32 reference at the same batch (its median latency over this
+    row's); ``1.00x (ref)`` for the reference itself, ``-`` without one."""
+    vs = row.get("vs_reference")
+    if not vs:
+        return "-"
+    if vs["reference"] == row["model"]:
+        return "1.00x (ref)"
+    speedup = vs.get("speedup")
+    if speedup is None and vs.get("median_latency_ratio"):  # reports written before the speed-up was stored
+        speedup = 1 / vs["median_latency_ratio"]
+    return "-" if speedup is None else f"{speedup:.2f}x"
+
+
+def result_table(report: BenchReport | Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of the latency/throughput table, one row per model and batch, grouped by model: what the
+    Markdown page and the terminal table both show."""
+    data = report.to_dict() if isinstance(report, BenchReport) else dict(report)
+    has_gpu = any("gpu" in r for r in data["results"])
+    headers = ["model", "backend", "precision", "batch", "median ms", "mean ms", "p90 ms", "p99 ms", "CV %",
+               "images/s", "GOPS (peak)", "speed-up vs FP32"]  # fmt: skip
+    if has_gpu:
+        headers += ["GPU compute ms", "H2D ms", "D2H ms"]
+    rows = []
+    for r in data["results"]:
+        lat = r["latency_ms"]
+        gops = r.get("achieved_gops")
+        peak = r.get("peak_gops")
+        rate = "-" if gops is None else f"{gops:.1f}" + (f" ({100 * gops / peak:.0f} % of {peak:g})" if peak else "")
+        cells = [
+            r["model"],
+            str(r["backend"]),
+            str(r["precision"]),
+            str(r["batch"]),
+            _fmt(lat["median"], 3),
+            _fmt(lat["mean"], 3),
+            _fmt(lat["p90"], 3),
+            _fmt(lat["p99"], 3),
+            _fmt(r.get("latency_cv_percent"), 1),
+            _fmt(r["throughput_ips"], 1),
+            rate,
+            speedup_cell(r),
+        ]
+        if has_gpu:
+            g = r.get("gpu") or {}
+            cells += [_fmt((g.get(k) or {}).get("median"), 3) for k in ("compute_ms", "h2d_ms", "d2h_ms")]
+        rows.append(cells)
+    return headers, rows
 
 
 def to_markdown(report: BenchReport | Mapping[str, Any], title: str = "Benchmark") -> str:
@@ -95,36 +156,9 @@ def to_markdown(report: BenchReport | Mapping[str, Any], title: str = "Benchmark
     ]
     if not data.get("complete", True):
         lines += ["**Interrupted: partial results.**", ""]
-    has_gpu = any("gpu" in r for r in data["results"])
-    head = "| model | backend | precision | batch | median ms | mean ms | p90 ms | p99 ms | images/s | GOPS (peak) "
-    head += "| vs FP32 median |" + (" GPU compute ms | H2D ms | D2H ms |" if has_gpu else "")
-    lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in data["results"]:
-        lat = r["latency_ms"]
-        gops = r.get("achieved_gops")
-        peak = r.get("peak_gops")
-        rate = "-" if gops is None else f"{gops:.1f}" + (f" ({100 * gops / peak:.0f} % of {peak:g})" if peak else "")
-        vs = r.get("vs_reference")
-        ratio = (
-            "-" if not vs else ("1.00 (ref)" if vs["reference"] == r["model"] else f"{vs['median_latency_ratio']:.2f}x")
-        )
-        cells = [
-            r["model"],
-            str(r["backend"]),
-            str(r["precision"]),
-            str(r["batch"]),
-            _fmt(lat["median"], 3),
-            _fmt(lat["mean"], 3),
-            _fmt(lat["p90"], 3),
-            _fmt(lat["p99"], 3),
-            _fmt(r["throughput_ips"], 1),
-            rate,
-            ratio,
-        ]
-        if has_gpu:
-            g = r.get("gpu") or {}
-            cells += [_fmt((g.get(k) or {}).get("median"), 3) for k in ("compute_ms", "h2d_ms", "d2h_ms")]
-        lines.append("| " + " | ".join(cells) + " |")
+    headers, rows = result_table(data)
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     acc = data.get("accuracy") or []
     if acc:
         lines += [
@@ -144,11 +178,25 @@ def to_markdown(report: BenchReport | Mapping[str, Any], title: str = "Benchmark
         notes.append("peak rates: " + " | ".join(peaks))
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
+    if data.get("warnings"):
+        lines += ["", *[f"- **Warning:** {w}" for w in data["warnings"]]]
     return "\n".join(lines) + "\n"
 
 
 def write_markdown(report: BenchReport | Mapping[str, Any], path: str | Path, title: str = "Benchmark") -> Path:
     return atomic_write_text(path, to_markdown(report, title))
+
+
+#: One colour per role, the same in every panel and every file: a reader learns it once (matplotlib's tab10).
+ROLE_COLOURS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#d62728", "baseline": "#7f7f7f", "other": "#9467bd"}
+
+
+def role(row: Mapping[str, Any], roles: Mapping[str, str] | None = None) -> str:
+    """``baseline`` for a baseline target (PyTorch eager, ORT FP32 added by --baselines), else its precision."""
+    if (roles or {}).get(row["model"], row.get("role")) == "baseline":
+        return "baseline"
+    precision = str(row.get("precision"))
+    return precision if precision in ROLE_COLOURS else "other"
 
 
 def plot(
@@ -192,6 +240,7 @@ def plot(
     for k in range(len(groups), nrows * ncols if single else 0):
         axes[k // ncols][k % ncols].axis("off")
     markers = "osD^v<>p*h"
+    roles = {r["model"]: str(r.get("role")) for r in rows}
     for gi, g in enumerate(groups):
         grows = [r for r in rows if (r.get("group") or r["model"]) == g]
         models = list(dict.fromkeys(r["model"] for r in grows))
@@ -206,11 +255,14 @@ def plot(
                         ys = [r["latency_ms"]["median"] for r in pts]
                         lo = [y - r["latency_ms"]["min"] for y, r in zip(ys, pts, strict=True)]
                         hi = [r["latency_ms"]["p99"] - y for y, r in zip(ys, pts, strict=True)]
-                        ax.errorbar(xs, ys, yerr=[lo, hi], marker=markers[mi % len(markers)], capsize=3, label=short)
+                        ax.errorbar(xs, ys, yerr=[lo, hi], marker=markers[mi % len(markers)], capsize=3, label=short,
+                                    color=ROLE_COLOURS[role(pts[0])])  # fmt: skip
                         ax.set_ylabel("latency ms (median, min..p99)")
                     else:
                         ys = [r["throughput_ips"] for r in pts]
-                        ax.plot(xs, ys, marker=markers[mi % len(markers)], label=short)
+                        ax.plot(
+                            xs, ys, marker=markers[mi % len(markers)], label=short, color=ROLE_COLOURS[role(pts[0])]
+                        )
                         ax.set_ylabel("images/s")
                 ax.set_xscale("log", base=2)
                 ax.set_yscale("log")
@@ -230,7 +282,7 @@ def plot(
                     continue
                 names = [f"{a['precision']}\n{a['backend']}" for a in gacc]
                 vals = [a["top1"] for a in gacc]
-                bars = ax.bar(range(len(vals)), vals, color=["C0" if a["precision"] == "fp32" else "C1" for a in gacc])
+                bars = ax.bar(range(len(vals)), vals, color=[ROLE_COLOURS[role(a, roles)] for a in gacc])
                 for b, v in zip(bars, vals, strict=True):
                     ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
                 ax.set_xticks(range(len(vals)), names, fontsize=8)

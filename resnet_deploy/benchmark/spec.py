@@ -169,6 +169,10 @@ class BenchReport:
     results: list[dict[str, Any]] = field(default_factory=list)
     accuracy: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: a run too noisy to trust (busy machine, high coefficient of variation): shown by the CLI on stderr
+    warnings: list[str] = field(default_factory=list)
+    #: every measured iteration per target and batch (``--export-times``); not part of the JSON report
+    times: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
@@ -182,6 +186,7 @@ class BenchReport:
             "results": self.results,
             "accuracy": self.accuracy,
             "notes": self.notes,
+            "warnings": self.warnings,
         }
 
 

@@ -66,3 +66,15 @@ class LatencyStats:
 
     def to_dict(self, digits: int = 4) -> dict[str, float]:
         return {k: round(v, digits) for k, v in asdict(self).items()}
+
+
+def coefficient_of_variation(samples: Sequence[float]) -> float:
+    """Standard deviation over mean, in percent, as trtexec reports it (``coeffVar`` in its
+    ``samples/common/sampleReporting.cpp``: population standard deviation of the samples, divided by their mean)."""
+    if not samples:
+        raise ValueError("coefficient of variation of no samples")
+    mean = math.fsum(samples) / len(samples)
+    if mean == 0:
+        return 0.0
+    var = math.fsum((float(v) - mean) ** 2 for v in samples) / len(samples)
+    return 100.0 * math.sqrt(var) / mean

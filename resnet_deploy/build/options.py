@@ -84,6 +84,9 @@ class BuildOptions:
     eval_samples: int = DEFAULT_EVAL_SAMPLES
     int8: Int8Options = field(default_factory=Int8Options)
     engine: EngineBuildOptions = field(default_factory=EngineBuildOptions)
+    #: report TensorRT's builder log (every severity) and ONNX Runtime's session log as ``progress("log", line)``;
+    #: without it their warnings are summarised in the result
+    verbose: bool = False
 
 
 def changed(options: Any, flags: dict[str, str]) -> list[str]:
@@ -142,8 +145,8 @@ def validate(options: BuildOptions) -> None:
         raise UserError(f"--calib-samples must be at least 1, got {options.calib_samples}")
     if options.eval_samples < 1:
         raise UserError(f"--eval-samples must be at least 1, got {options.eval_samples}")
-    if (options.int8.max_accuracy_drop is None) != (options.eval_data is None):
-        raise UserError("--max-accuracy-drop and --eval-data go together")
+    if options.eval_data is not None and options.int8.max_accuracy_drop is None:
+        raise UserError("--eval-data only applies with --max-accuracy-drop (the data the accuracy drop is measured on)")
     if options.engine.plugin_impl is not None and options.residual_fusion == "native":
         raise UserError("--plugin-impl only applies to --residual-fusion plugin or auto")
     if options.int8.max_accuracy_drop is not None and not 0 <= options.int8.max_accuracy_drop <= 100:

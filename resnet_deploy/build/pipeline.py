@@ -30,6 +30,14 @@ Progress = Callable[[str, str], None]  # (stage, detail)
 
 def build(options: BuildOptions, progress: Progress | None = None) -> BuildResult:
     """Run the pipeline ``options`` describe, reporting each stage to ``progress(stage, detail)``."""
+    return run_pipeline(options, lambda say: stages.load_or_export(options, say), progress)
+
+
+def run_pipeline(
+    options: BuildOptions, load_source: Callable[[stages.Say], stages.Source], progress: Progress | None = None
+) -> BuildResult:
+    """:func:`build` from the graph ``load_source`` returns (called after every check on the options and outputs):
+    a file or checkpoint for ``build``, an in-memory ``nn.Module`` for :func:`resnet_deploy.compile`."""
     start = time.perf_counter()
 
     def say(stage: str, detail: str) -> None:
@@ -41,7 +49,7 @@ def build(options: BuildOptions, progress: Progress | None = None) -> BuildResul
     out = check_outputs(options, backend)
     labels = read_labels(options.labels) if options.labels is not None else None
 
-    source = stages.load_or_export(options, say)
+    source = load_source(say)
     options = stages.apply_shapes(options, source.model)
     stages.check_static_batch(options, source.model, backend)
     if labels is not None:
@@ -122,6 +130,7 @@ def export_model(
     in_channels: int | None = None,
     input_size: int | None = None,
     opset: int = 17,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Load ``arch`` (with ``weights``: a file or bundled checkpoint name), export it to ONNX, simplify, fold
     BatchNorm and write ``out`` atomically. ``arch`` may be None when the weights are a resnet-deploy checkpoint."""
@@ -139,8 +148,12 @@ def export_model(
 
         num_classes = get_arch(arch).default_num_classes  # random weights: the family's usual head
     start = time.perf_counter()
+    say = progress or (lambda _stage, _detail: None)
+    say("export", f"loading {weights or arch}")
     net, info = load_model(arch, weights, num_classes=num_classes, in_channels=in_channels, input_size=input_size)
-    proto, reports = export_onnx(net, info, opset)
+    say("export", "torch.onnx export")
+    proto, reports = export_onnx(net, info, opset, say)
+    say("write", str(out))
     save_onnx(proto, out)
     return ExportResult(
         path=out,
@@ -154,9 +167,11 @@ def export_model(
     )
 
 
-def export_onnx(net: Any, info: ModelInfo, opset: int = 17) -> tuple[onnx.ModelProto, list[PassReport]]:
+def export_onnx(
+    net: Any, info: ModelInfo, opset: int = 17, progress: Progress | None = None
+) -> tuple[onnx.ModelProto, list[PassReport]]:
     """An in-memory ``torch.nn.Module`` -> the simplified, BatchNorm-folded ONNX graph carrying ``info``."""
     from ..export import torch_to_onnx
 
     source = stages.Source(torch_to_onnx(net, info, opset=opset), info, info.name or info.arch, exported=True)
-    return stages.export_passes(source, lambda _stage, _detail: None)
+    return stages.export_passes(source, progress or (lambda _stage, _detail: None))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..info import ModelInfo
 from ..passes import PassReport
+
+#: TensorRT warnings listed in the text summary; the rest are counted (``--verbose`` prints the builder's log)
+MAX_TENSORRT_WARNINGS = 3
 
 
 @dataclass
@@ -37,7 +40,8 @@ class BuildResult:
             "backend": self.backend,
             "precision": self.precision,
             "source": self.source,
-            "model": self.info.to_metadata() if self.info else None,
+            # the ModelInfo's own types (numbers, lists), not the all-strings form ONNX metadata needs
+            "model": asdict(self.info) if self.info else None,
             "passes": [r.to_dict() for r in self.reports],
             "int8": self.int8.to_dict() if self.int8 is not None else None,
             "engine": self.engine.to_dict() if self.engine is not None else None,
@@ -66,7 +70,11 @@ class BuildResult:
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"WARNING: {w}" for w in self.warnings]
         if self.engine is not None:  # what the TensorRT build said (ignored options, lean runtime, ...)
-            lines += [f"WARNING: TensorRT: {w}" for w in self.engine.warnings]
+            shown = self.engine.warnings[:MAX_TENSORRT_WARNINGS]
+            lines += [f"WARNING: TensorRT: {w}" for w in shown]
+            if len(self.engine.warnings) > len(shown):
+                more = len(self.engine.warnings) - len(shown)
+                lines.append(f"WARNING: TensorRT: {more} more warning(s) (build --verbose shows TensorRT's whole log)")
         what = "engine" if self.backend == "tensorrt" else "ONNX"
         if self.backend == "openvino" and Path(self.output).suffix.lower() == ".xml":
             what = "OpenVINO IR (and its .bin)"

@@ -254,14 +254,23 @@ def calibration_data(
 def evaluation_data(
     options: BuildOptions, model: onnx.ModelProto, info: ModelInfo | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``--eval-data`` subset for the mixed-precision search, in memory: the search runs over it many times."""
+    """The ``--eval-data`` subset for the mixed-precision search, in memory: the search runs over it many times.
+    A bundled checkpoint defaults to its own test set (``fashion-mnist:test``), as calibration defaults to its
+    training set; any other model must name its data."""
     from ..data import open_dataset
     from ..precision.calibration import check_data_shape
 
-    assert options.eval_data is not None
-    ds = open_dataset(options.eval_data, data_info(model, info))
+    spec = options.eval_data
+    if spec is None:
+        if not is_bundled(info):
+            raise UserError(
+                "--max-accuracy-drop needs --eval-data SPEC for this model (labelled images: a folder with one "
+                "subfolder per class or a .npz with x and y); it defaults to the test set only for bundled checkpoints"
+            )
+        spec = "fashion-mnist:test"
+    ds = open_dataset(spec, data_info(model, info))
     x, y = ds.take(min(options.eval_samples, len(ds)))
-    check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {options.eval_data}")
+    check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {spec}")
     return x, y
 
 
@@ -292,9 +301,15 @@ def precision(
 
         from ..precision.ptq import quantize_int8
 
+        eval_data = None
+        if options.int8.max_accuracy_drop is not None:
+            eval_data = evaluation_data(options, model, info)
+            if options.eval_data is None:
+                result.notes.append(f"evaluation data: first {options.eval_samples} images of fashion-mnist:test "
+                                    "(bundled checkpoint)")  # fmt: skip
+        # after the evaluation data, whose refusal must come before calibration's synthetic-data warning
         calib, desc = calibration_data(options, model, info, result, say)
         result.calibration_data = desc.get("spec")
-        eval_data = evaluation_data(options, model, info) if options.eval_data is not None else None
         from .options import DEFAULT_PLACEMENT
 
         int8 = dataclasses.replace(options.int8, placement=options.int8.placement or DEFAULT_PLACEMENT[backend])
@@ -447,7 +462,8 @@ def backend_build(
         say("verify", "loading the result in ONNX Runtime")
         from ..backends.onnxruntime import OnnxRuntimeModel
 
-        OnnxRuntimeModel(model).close()
+        # verbose: ONNX Runtime's own log (session creation, graph optimizations) straight to stderr
+        OnnxRuntimeModel(model, log_severity=0 if options.verbose else 4).close()
         return model
     if backend == "openvino":
         say("verify", "compiling the result in OpenVINO")
@@ -482,7 +498,13 @@ def backend_build(
         if timed.fusion_report is not None:
             result.reports.append(timed.fusion_report)
         return timed.model
-    result.engine = build_engine(model, result.output, options.engine, info, extra, calibration)
+    from ..backends.tensorrt.log import capture
+
+    def forward(severity: str, message: str) -> None:
+        say("log", f"TensorRT [{severity}] {message}")
+
+    with capture(forward if options.verbose else None):  # the process logger's messages, while the build runs
+        result.engine = build_engine(model, result.output, options.engine, info, extra, calibration)
     return result.engine.onnx_model or model  # what TensorRT parsed (the plugin node form of its version)
 
 

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from ._progress import add_progress_option
+
 if TYPE_CHECKING:
     from ..build import BuildOptions
 
@@ -26,52 +28,105 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--weights", help="checkpoint file (.pth/.pt/.safetensors) or bundled checkpoint name")
     src.add_argument("--onnx", help="a float32 ONNX model instead of a checkpoint")
     src.add_argument("--opset", type=int, default=17, help="ONNX opset for the export (default 17)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp32",
+        help="fp32 (default), fp16 (FP16 graph), or int8 (calibrated Q/DQ graph; see the INT8 options)",
+    )
     p.add_argument(
         "--backend",
         choices=("onnxruntime", "openvino", "tensorrt", "auto"),
-        help="default: from -o (.engine/.plan/.trt: tensorrt, else onnxruntime); openvino: an .onnx or .xml IR for "
-        "OpenVINO; auto: tensorrt where a GPU runs it, else the CPU graph, timed on ONNX Runtime and OpenVINO",
+        help="default: from -o (.engine/.plan/.trt: tensorrt, .xml: openvino, else onnxruntime); openvino: an .onnx "
+        "or .xml IR for OpenVINO; auto: tensorrt where a GPU runs it, else the CPU graph, timed on ONNX Runtime and "
+        "OpenVINO",
     )
-    p.add_argument("--io-dtype", choices=("fp32", "fp16"), default="fp32", help="FP16 graph input/output dtype")
+    p.add_argument(
+        "--io-dtype", choices=("fp32", "fp16"), default="fp32", help="FP16 graph input/output dtype (default fp32)"
+    )
     p.add_argument("-o", "--output", required=True, help="output .onnx (ONNX Runtime) or .engine (TensorRT)")
     p.add_argument("--emit-onnx", metavar="PATH", help="also write the final ONNX graph here")
     p.add_argument("--json", action="store_true", help="print the build result as JSON")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line: stored with the model, shown by infer")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print TensorRT's builder log (every severity) and ONNX Runtime's session log on stderr "
+        "(default: their warnings summarised in the result)",
+    )
+    add_progress_option(p)
     q = p.add_argument_group("INT8")
     q.add_argument(
         "--qdq-placement",
         choices=("tensorrt", "onnxruntime"),
         help=(
-            "where Q/DQ goes (default: the backend's own): 'onnxruntime' runs int8 kernels on ONNX Runtime but does "
-            "not parse in TensorRT; 'tensorrt' follows TensorRT's fusion rules and also runs (slower) on ONNX Runtime"
+            "where Q/DQ goes (default: the backend's own, tensorrt or onnxruntime): 'onnxruntime' runs int8 kernels "
+            "on ONNX Runtime but does not parse in TensorRT; 'tensorrt' follows TensorRT's fusion rules and also "
+            "runs (slower) on ONNX Runtime"
         ),
     )
     q.add_argument(
         "--calib-data",
         metavar="SPEC",
-        help="fashion-mnist:train, an image folder (one subfolder per class), a .npz, or 'synthetic' (speed only)",
+        help="fashion-mnist:train, an image folder (one subfolder per class), a .npz/.npy, or 'synthetic' (speed "
+        "only); default: fashion-mnist:train for bundled checkpoints, required otherwise",
     )
-    q.add_argument("--calib-method", choices=("minmax", "percentile", "entropy", "mse"))
-    q.add_argument("--calib-percentile", type=float, metavar="P", help="percentile for --calib-method percentile")
+    q.add_argument(
+        "--calib-method",
+        choices=("minmax", "percentile", "entropy", "mse"),
+        help="how activation ranges are chosen from the calibration histograms (default: percentile, or the "
+        "method a reused --calib-cache records)",
+    )
+    q.add_argument(
+        "--calib-percentile",
+        type=float,
+        metavar="P",
+        help="percentile of |activation| kept, in percent, for --calib-method percentile (default 99.99)",
+    )
     q.add_argument("--calib-samples", type=int, default=512, metavar="N", help="calibration images (default 512)")
     q.add_argument("--calib-cache", metavar="FILE", help="reuse this calibration cache, or write it after calibrating")
-    q.add_argument("--calib-batch", type=int, metavar="N", help="images per calibration run (default: from memory)")
-    q.add_argument("--calib-check", type=int, metavar="N", help="compare INT8 with FP32 top-1 on N images (128)")
-    q.add_argument("--max-accuracy-drop", type=float, metavar="PTS", help="keep sensitive layers in float")
-    q.add_argument("--eval-data", metavar="SPEC", help="evaluation data for --max-accuracy-drop")
-    q.add_argument("--eval-samples", type=int, default=2000, metavar="N", help="images for the search (2000)")
+    q.add_argument(
+        "--calib-batch",
+        type=int,
+        metavar="N",
+        help="images per calibration run (default: from a 64 MiB budget, or the model's static batch)",
+    )
+    q.add_argument(
+        "--calib-check", type=int, metavar="N", help="compare INT8 with FP32 top-1 on N images (default 128; 0: skip)"
+    )
+    q.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        metavar="PTS",
+        help="largest top-1 loss allowed, in percentage points (0.3 = 0.3 %% of the images), measured on "
+        "--eval-data; the most sensitive layers stay in float until it fits (default: no search, all int8)",
+    )
+    q.add_argument(
+        "--eval-data",
+        metavar="SPEC",
+        help="labelled data for --max-accuracy-drop (a folder with one subfolder per class, a .npz with x/y, "
+        "fashion-mnist:test); default: fashion-mnist:test for bundled checkpoints, required otherwise",
+    )
+    q.add_argument("--eval-samples", type=int, default=2000, metavar="N", help="images for the search (default 2000)")
     t = p.add_argument_group("TensorRT")
-    t.add_argument("--residual-fusion", choices=("native", "plugin", "auto"), default="native")
+    t.add_argument(
+        "--residual-fusion",
+        choices=("native", "plugin", "auto"),
+        default="native",
+        help="residual Add+ReLU: native (default: TensorRT fuses it itself), plugin (the ResidualAddRelu CUDA "
+        "plugin), auto (build both on a TensorRT GPU, keep the faster)",
+    )
     t.add_argument(
         "--plugin-impl",
         choices=("aot", "python"),
         help="plugin engines: 'aot' embeds the kernel (runs without Python; TensorRT 10.9+, the default there), "
         "'python' needs resnet-deploy at run time",
     )
-    t.add_argument("--min-batch", type=int)
-    t.add_argument("--opt-batch", type=int)
-    t.add_argument("--max-batch", type=int)
+    t.add_argument("--min-batch", type=int, metavar="N", help="batch profile: smallest batch, in images (default 1)")
+    t.add_argument(
+        "--opt-batch", type=int, metavar="N", help="batch profile: batch the kernels are tuned for (default: max)"
+    )
+    t.add_argument("--max-batch", type=int, metavar="N", help="batch profile: largest batch, in images (default 32)")
     for which in ("min", "opt", "max"):
         t.add_argument(
             f"--{which}-shapes",
@@ -79,11 +134,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             help=f"trtexec-style {which} shape of the input (sets --{which}-batch; C, H, W must be the graph's)",
         )
     t.add_argument("--shapes", metavar="NAME:NxCxHxW", help="trtexec-style: min = opt = max shape of the input")
-    t.add_argument("--opt-level", type=int, help="builder optimization level 0..5")
-    t.add_argument("--workspace", type=int, metavar="MIB", help="workspace memory limit in MiB")
-    t.add_argument("--timing-cache", metavar="FILE")
-    t.add_argument("--version-compatible", action="store_true")
-    t.add_argument("--hardware-compat", choices=("none", "ampere_plus", "same_compute_capability"))
+    t.add_argument(
+        "--opt-level",
+        type=int,
+        metavar="0-5",
+        help="builder optimization level 0..5 (default 3; higher: slower builds)",
+    )
+    t.add_argument(
+        "--workspace",
+        type=int,
+        metavar="MIB",
+        help="workspace memory limit in MiB (default: TensorRT's, device memory)",
+    )
+    t.add_argument("--timing-cache", metavar="FILE", help="load (if valid) and save TensorRT's timing cache here")
+    t.add_argument(
+        "--version-compatible", action="store_true", help="engine that later TensorRT versions load (default: off)"
+    )
+    t.add_argument(
+        "--hardware-compat",
+        choices=("none", "ampere_plus", "same_compute_capability"),
+        help="GPUs the engine runs on besides the one it was built on (default: none)",
+    )
     p.set_defaults(func=run)
 
 
@@ -151,32 +222,24 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         shapes=shapes_from_args(args),
         int8=int8,
         engine=engine,
+        verbose=args.verbose,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ..api import build
+    from ._progress import StageProgress
 
     options = options_from_args(args)
-    err = Console(stderr=True)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.fields[stage]:>10}[/] {task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=args.json or not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("starting", stage="build")
+    with StageProgress("build", args.progress, enabled=not args.json) as stages:
 
         def progress(stage: str, detail: str) -> None:
-            if stage == "warning":
-                err.print(f"[bold red]WARNING:[/] {detail}")
+            if stage == "log":  # --verbose: the libraries' own log lines, above the spinner
+                stages.err.print(detail, highlight=False, markup=False, soft_wrap=True)
                 return
-            bar.update(task, description=detail, stage=stage)
+            stages(stage, detail)
 
         result = build(options, progress)
     if args.json:

@@ -30,9 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5, Polygraphy's)")
     p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance, to |B| (default 1e-5, Polygraphy's)")
     p.add_argument("--layers", action="store_true", help="two ONNX graphs: SQNR of every tensor both have, by name")
-    p.add_argument("--jump-db", type=float, default=6.0, metavar="DB", help="SQNR drop that is a jump (6 dB)")
+    p.add_argument(
+        "--jump-db", type=float, default=6.0, metavar="DB", help="SQNR drop, in dB, that is a jump (default 6)"
+    )
     p.add_argument("--plot", metavar="OUT.png", help="with --layers: draw SQNR per layer to this PNG")
-    p.add_argument("--batch-size", type=int, metavar="B", help="samples per run (256; 32 with --layers)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="samples per run (default 256; 32 with --layers)")
     p.add_argument("--arch-a", help="architecture of checkpoint A, when it does not name it")
     p.add_argument("--arch-b", help="architecture of checkpoint B, when it does not name it")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")

@@ -26,9 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--reference", metavar="MODEL", help=f"compare top-1 predictions with this model ({MODEL_HELP})")
     p.add_argument("--reference-arch", help="architecture of the reference checkpoint, when it does not name it")
     p.add_argument(
-        "--runtime", choices=("onnxruntime", "openvino"), default=None, help="what runs an .onnx MODEL (onnxruntime)"
+        "--runtime",
+        choices=("onnxruntime", "openvino"),
+        default=None,
+        help="what runs an .onnx MODEL (default onnxruntime)",
     )
-    p.add_argument("--batch-size", type=int, default=256, metavar="B", help="images per inference call (256)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="B", help="images per inference call (default 256)")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate N images only (a class-spread subset of folders)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--output", "-o", metavar="OUT.json", help="also write the JSON report to this file")

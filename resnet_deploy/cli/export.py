@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._progress import StageProgress, add_progress_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -24,23 +26,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--num-classes", type=int, metavar="N", help="classes (default: read off the weights, else 1000)")
     p.add_argument("--in-channels", type=int, metavar="C", help="input channels (default: from the weights, else 3)")
     p.add_argument("--input-size", type=int, metavar="S", help="input height = width (default: the architecture's)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="where to write the ONNX model")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a summary")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..api import export_model
 
-    result = export_model(
-        args.arch,
-        args.weights,
-        args.output,
-        num_classes=args.num_classes,
-        in_channels=args.in_channels,
-        input_size=args.input_size,
-        opset=args.opset,
-    )
+    with StageProgress("export", args.progress, enabled=not args.json) as progress:
+        result = export_model(
+            args.arch,
+            args.weights,
+            args.output,
+            num_classes=args.num_classes,
+            in_channels=args.in_channels,
+            input_size=args.input_size,
+            opset=args.opset,
+            progress=progress,
+        )
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
     return 0

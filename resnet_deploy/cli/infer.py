@@ -22,13 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--input-size", type=int, metavar="S", help="checkpoints: input height = width (default: the checkpoint's)"
     )
-    p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per input (5)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="classes to show per input (default 5)")
     p.add_argument(
         "--batch-size",
         type=int,
         default=256,
         metavar="B",
-        help="inputs per inference call (256); images are decoded batch by batch too",
+        help="inputs per inference call (default 256); images are decoded batch by batch too",
     )
     p.add_argument("--save-logits", metavar="OUT.npy", help="write the (N, classes) float32 logits here")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("model", metavar="MODEL", help="an .onnx file or an .engine/.plan file")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
-    p.add_argument("--layers", type=int, default=0, metavar="N", help="engines: also list the first N layers")
+    p.add_argument(
+        "--layers", type=int, default=0, metavar="N", help="engines: also list the first N layers (default 0: none)"
+    )
     p.set_defaults(func=run)
 
 

@@ -19,10 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "stops, leaving nothing behind, on Ctrl-C or SIGTERM.",
     )
     add_repository_options(p)
-    p.add_argument("--address", default="127.0.0.1", help="address to listen on (127.0.0.1; 0.0.0.0 = every one)")
-    p.add_argument("--http-port", type=int, default=8000, metavar="P", help="HTTP/REST port (8000; 0 = a free one)")
-    p.add_argument("--grpc-port", type=int, default=8001, metavar="P", help="gRPC port (8001; 0 = a free one)")
-    p.add_argument("--metrics-port", type=int, default=8002, metavar="P", help="Prometheus metrics port (8002)")
+    p.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 = every one)"
+    )
+    p.add_argument(
+        "--http-port", type=int, default=8000, metavar="P", help="HTTP/REST port (default 8000; 0 = a free one)"
+    )
+    p.add_argument("--grpc-port", type=int, default=8001, metavar="P", help="gRPC port (default 8001; 0 = a free one)")
+    p.add_argument("--metrics-port", type=int, default=8002, metavar="P", help="Prometheus metrics port (default 8002)")
     p.add_argument(
         "--server-env",
         default=None,
@@ -30,7 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="the Python environment with resnet-deploy[serve] (numpy<2) the server runs from (default: "
         "$RESNET_DEPLOY_SERVER_ENV, this one, or .venv-serve beside it)",
     )
-    p.add_argument("--start-timeout", type=float, default=120.0, metavar="S", help="longest wait for ready (120)")
+    p.add_argument(
+        "--start-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="longest wait for ready, in seconds (default 120)",
+    )
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: never)")
     p.set_defaults(func=run)
 

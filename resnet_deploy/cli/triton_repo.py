@@ -12,9 +12,13 @@ def add_repository_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-batch", type=int, default=None, metavar="N", help="max_batch_size (ONNX: 32; engines: the profile's max)"
     )
-    p.add_argument("--instances", type=int, default=1, metavar="N", help="model instances per model (1)")
+    p.add_argument("--instances", type=int, default=1, metavar="N", help="model instances per model (default 1)")
     p.add_argument(
-        "--queue-delay-us", type=int, default=500, metavar="US", help="dynamic batching: longest wait for a batch (500)"
+        "--queue-delay-us",
+        type=int,
+        default=500,
+        metavar="US",
+        help="dynamic batching: longest wait for a batch, in microseconds (default 500)",
     )
     p.add_argument(
         "--image-input",

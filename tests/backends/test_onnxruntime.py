@@ -38,8 +38,10 @@ def test_optimization_levels_give_the_same_logits(fmnist_onnx: Path) -> None:
 
 def test_input_is_validated(fmnist_onnx: Path) -> None:
     model = OnnxRuntimeModel(fmnist_onnx)
-    with pytest.raises(UserError, match="dtype float64"):
-        model.predict(np.zeros((1, 1, 28, 28)))
+    with pytest.raises(UserError, match=r"not uint8: decode image files with resnet_deploy.load_images"):
+        model.predict(np.zeros((1, 1, 28, 28), np.uint8))
+    with pytest.raises(UserError, match="beyond the range of the model's input type float32"):
+        model.predict(np.full((1, 1, 28, 28), 1e300))
     with pytest.raises(UserError, match=r"shape \(1, 3, 28, 28\)"):
         model.predict(np.zeros((1, 3, 28, 28), np.float32))
     with pytest.raises(UserError, match="numpy array or torch tensor"):

@@ -33,10 +33,10 @@ def test_tiny_real_run_writes_valid_json_markdown_plot(resnet20: tuple, tmp_path
     report = run_benchmark(make_targets(resnet20), cfg, on_update=lambda r: updates.append(len(r.results)))
     assert updates == [2, 4]  # saved after each batch size
     rows = report.results
-    assert [(r["model"], r["batch"]) for r in rows] == [
+    assert [(r["model"], r["batch"]) for r in rows] == [  # grouped by model, batches ascending (issue 16)
         ("resnet20 fp32 onnxruntime", 1),
-        ("resnet20 fp32 pytorch", 1),
         ("resnet20 fp32 onnxruntime", 2),
+        ("resnet20 fp32 pytorch", 1),
         ("resnet20 fp32 pytorch", 2),
     ]
     for r in rows:
@@ -52,7 +52,20 @@ def test_tiny_real_run_writes_valid_json_markdown_plot(resnet20: tuple, tmp_path
     assert ort_row["achieved_gops"] == pytest.approx(
         2 * ort_row["macs_per_image"] * ort_row["throughput_ips"] / 1e9, rel=1e-3
     )
-    assert ort_row["vs_reference"]["median_latency_ratio"] == 1.0
+    assert ort_row["vs_reference"]["median_latency_ratio"] == 1.0 and ort_row["vs_reference"]["speedup"] == 1.0
+    for r in rows:  # the speed-up is the reference's median over the row's: 2.0 = twice as fast
+        ref = next(x for x in rows if x["model"] == "resnet20 fp32 onnxruntime" and x["batch"] == r["batch"])
+        assert r["vs_reference"]["speedup"] == pytest.approx(
+            ref["latency_ms"]["median"] / r["latency_ms"]["median"], rel=1e-3
+        )
+        assert r["latency_cv_percent"] == pytest.approx(
+            100
+            * np.std([t["latencyMs"] for t in _times(report, r)])
+            / np.mean([t["latencyMs"] for t in _times(report, r)]),
+            rel=1e-2,
+            abs=0.02,
+        )
+        assert len(_times(report, r)) == r["iterations"]
 
     out_json, out_md, out_png = tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.png"
     write_json(report, out_json)
@@ -65,6 +78,11 @@ def test_tiny_real_run_writes_valid_json_markdown_plot(resnet20: tuple, tmp_path
     plot(report, out_png)
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+def _times(report: Any, row: dict[str, Any]) -> list[dict[str, float]]:
+    run = next(t for t in report.times if (t["model"], t["batch"]) == (row["model"], row["batch"]))
+    return run["times"]  # type: ignore[no-any-return]
 
 
 def test_back_to_back_mode(resnet20: tuple, make_targets: Any) -> None:
@@ -179,3 +197,43 @@ def test_a_batch_this_machine_cannot_hold_is_refused_before_it_runs(resnet20: tu
     with pytest.raises(UserError, match="of 2 model"):
         check_batches([target, target], [3000], available=gib)
     check_batches([target], [10**9], available=None)  # unknown memory: no estimate to refuse by
+
+
+def _row(model: str, batch: int, median: float, cv: float = 1.0, group: str | None = "g") -> dict[str, Any]:
+    lat = dict.fromkeys(("min", "mean", "median", "p90", "p95", "p99", "max"), median)
+    return {"model": model, "batch": batch, "precision": "fp32" if "fp32" in model else "int8",
+            "backend": "onnxruntime", "group": group, "latency_ms": lat, "throughput_ips": batch / median,
+            "latency_cv_percent": cv}  # fmt: skip
+
+
+def test_speedup_reads_the_usual_way_and_rows_group_by_model() -> None:
+    from resnet_deploy.benchmark.groups import add_ratios, group_rows
+
+    rows = [_row("a fp32", 1, 10.0), _row("a int8", 1, 5.0), _row("b fp32", 1, 3.0, group=None),
+            _row("a fp32", 8, 40.0), _row("a int8", 8, 10.0), _row("b fp32", 8, 9.0, group=None)]  # fmt: skip
+    add_ratios(rows)
+    group_rows(rows, ["a fp32", "b fp32", "a int8"])  # the order the models were given
+    assert [(r["model"], r["batch"]) for r in rows] == [
+        ("a fp32", 1), ("a fp32", 8), ("a int8", 1), ("a int8", 8), ("b fp32", 1), ("b fp32", 8),
+    ]  # fmt: skip  # a's group together (its int8 beside its fp32), then b
+    speed = {(r["model"], r["batch"]): r["vs_reference"]["speedup"] for r in rows if "vs_reference" in r}
+    assert speed == {("a fp32", 1): 1.0, ("a fp32", 8): 1.0, ("a int8", 1): 2.0, ("a int8", 8): 4.0}
+    from resnet_deploy.benchmark.report import speedup_cell
+
+    assert [speedup_cell(r) for r in rows[:4]] == ["1.00x (ref)", "1.00x (ref)", "2.00x", "4.00x"]
+    old = {"model": "x", "vs_reference": {"reference": "y", "median_latency_ratio": 0.5}}  # a report from before
+    assert speedup_cell(old) == "2.00x"
+
+
+def test_noisy_runs_are_flagged() -> None:
+    from resnet_deploy.benchmark.core import HOST_CV_WARN_PERCENT, noise_warnings
+
+    quiet = {"loadavg_at_start": [0.1, 0.2, 0.2], "cores": 2}
+    assert noise_warnings([_row("a", 1, 1.0, cv=HOST_CV_WARN_PERCENT)], quiet) == []
+    busy = noise_warnings([_row("a", 1, 1.0)], {"loadavg_at_start": [1.5, 1.0, 1.0], "cores": 2})
+    assert len(busy) == 1 and "load average 1.50 on 2 cores" in busy[0]
+    noisy = noise_warnings([_row("a", 1, 1.0, cv=25.0), _row("b", 1, 1.0, cv=40.0), _row("c", 1, 1.0)], quiet)
+    assert len(noisy) == 1 and "2 of 3 rows, worst b batch 1: 40.0 %" in noisy[0]
+    gpu = _row("e", 4, 1.0)
+    gpu["gpu"] = {"compute_cv_percent": 3.0}
+    assert "GPU compute time is unstable" in noise_warnings([gpu], quiet)[0]

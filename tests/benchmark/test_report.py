@@ -40,3 +40,14 @@ def test_schema_validation_catches_broken_reports() -> None:
     ):
         with pytest.raises(ValueError):
             validate_report(broken)
+
+
+def test_plot_colours_follow_the_role() -> None:
+    """Issue 16: one colour per role (fp32/fp16/int8/baseline), whatever the panel or file."""
+    from resnet_deploy.benchmark.report import ROLE_COLOURS, role
+
+    assert role({"model": "a", "precision": "int8", "role": "model"}) == "int8"
+    assert role({"model": "b", "precision": "fp32", "role": "baseline"}) == "baseline"
+    assert role({"model": "b", "precision": "fp32"}, {"b": "baseline"}) == "baseline"  # accuracy rows: by label
+    assert role({"model": "c", "precision": "bf16"}) == "other"
+    assert len(set(ROLE_COLOURS.values())) == len(ROLE_COLOURS)

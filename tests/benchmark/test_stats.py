@@ -68,3 +68,13 @@ def test_stats_on_a_known_list() -> None:
     }
     with pytest.raises(ValueError):
         LatencyStats.of([])
+
+
+def test_coefficient_of_variation_is_trtexecs() -> None:
+    """Population standard deviation over the mean, in percent (trtexec's ``coeffVar``)."""
+    from resnet_deploy.benchmark.stats import coefficient_of_variation
+
+    assert coefficient_of_variation([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]) == pytest.approx(40.0)  # sd 2, mean 5
+    assert coefficient_of_variation([3.0, 3.0]) == 0.0
+    with pytest.raises(ValueError):
+        coefficient_of_variation([])

@@ -16,6 +16,7 @@ from resnet_deploy.info import ModelInfo
 from resnet_deploy.models import build_model
 from resnet_deploy.models.weights import save_checkpoint
 from resnet_deploy.precision.calibration import CalibrationData
+from resnet_deploy.precision.ptq import Int8Options
 
 INFO = ModelInfo(arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353])
 
@@ -107,3 +108,30 @@ def test_bad_calibration_flags(
 def test_calibration_flags_need_int8(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--weights", str(ckpt), "--calib-batch", "4", "-o", str(tmp_path / "m.onnx")]) == 2
     assert "--calib-batch only applies to --precision int8" in capsys.readouterr().err
+
+
+def _identity_graph() -> object:
+    import onnx
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 1, 28, 28]) for n in ("input", "logits")]
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["logits"])], "g", [io[0]], [io[1]])
+    return helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+def test_accuracy_search_defaults_to_the_bundled_test_set() -> None:
+    """Issue 16: ``--max-accuracy-drop`` alone uses the bundled checkpoint's test set; other models must name one."""
+    from resnet_deploy.build.stages import evaluation_data
+    from resnet_deploy.data import open_dataset
+    from resnet_deploy.errors import UserError
+
+    bundled = ModelInfo(
+        arch="resnet20", num_classes=10, in_channels=1, input_size=28, mean=[0.286], std=[0.353],
+        dataset="fashion-mnist", name="fmnist_resnet20",
+    )  # fmt: skip
+    options = BuildOptions(output="m.onnx", precision="int8", eval_samples=50, int8=Int8Options(max_accuracy_drop=0.5))
+    x, y = evaluation_data(options, _identity_graph(), bundled)  # type: ignore[arg-type]
+    want_x, want_y = open_dataset("fashion-mnist:test", bundled).take(50)
+    assert x.shape == (50, 1, 28, 28) and np.array_equal(x, want_x) and np.array_equal(y, want_y)
+    with pytest.raises(UserError, match="needs --eval-data SPEC for this model"):
+        evaluation_data(options, _identity_graph(), INFO)  # type: ignore[arg-type]

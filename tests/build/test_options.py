@@ -34,7 +34,7 @@ def test_changed_names_the_flags_the_user_gave() -> None:
         (BuildOptions(io_dtype="fp16"), "only applies to --precision fp16"),
         (BuildOptions(onnx="m.onnx", arch="resnet18"), "either --onnx or --arch"),
         (BuildOptions(int8=Int8Options(method="entropy")), "--calib-method only applies to --precision int8"),
-        (BuildOptions(precision="int8", eval_data="x.npz"), "go together"),
+        (BuildOptions(precision="int8", eval_data="x.npz"), "only applies with --max-accuracy-drop"),
         (BuildOptions(precision="int8", calib_samples=0), "at least 1"),
     ],
 )

@@ -122,9 +122,55 @@ def test_real_run_with_baselines_writes_all_outputs(r20: tuple[Path, Path], tmp_
     assert Path(f"{out}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_checkpoint_as_model(r20: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_as_model(
+    r20: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The terminal gets a table drawn for it (no Markdown), fitted to its width."""
+    monkeypatch.setenv("COLUMNS", "200")
     assert main(["bench", str(r20[1]), "--duration", "0.1", "--min-iterations", "2", "--warmup", "0"]) == 0
-    assert "| resnet20 fp32 pytorch | pytorch | fp32 | 1 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "resnet20 fp32 pytorch" in line)
+    assert row.startswith("│") and "| pytorch |" not in out and "speed-up vs FP32" in out and "CV %" in out
+
+
+BENCH = ["--duration", "0.2", "--min-iterations", "3", "--warmup", "0", "--threads", "1"]
+
+
+def test_json_flag_prints_the_report(r20: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """``--json`` means what it means for every other command: the JSON report on stdout, nothing else there."""
+    assert main(["bench", str(r20[0]), "--json", *BENCH]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["format"] == "resnet-deploy-bench/1" and [r["batch"] for r in data["results"]] == [1]
+    assert isinstance(data["results"][0]["latency_cv_percent"], float) and isinstance(data["warnings"], list)
+
+
+def test_old_json_path_form_still_writes_the_file(
+    r20: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "b.json"
+    assert main(["bench", str(r20[0]), "--json", str(out), "--quiet", *BENCH]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"--json {out} is deprecated: use --output {out}" in captured.err
+    assert json.loads(out.read_text())["results"]
+    assert main(["bench", str(r20[0]), "-o", str(tmp_path / "c.json"), "--quiet", *BENCH]) == 0
+    assert "deprecated" not in capsys.readouterr().err and json.loads((tmp_path / "c.json").read_text())["results"]
+
+
+def test_export_times(r20: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--export-times``: every measured iteration (trtexec's --exportTimes), as many as the report counts."""
+    times, report = tmp_path / "times.json", tmp_path / "r.json"
+    argv = ["bench", str(r20[0]), "--batch", "1,2", "--export-times", str(times), "-o", str(report), "--quiet"]
+    assert main([*argv, *BENCH]) == 0
+    data, rows = json.loads(times.read_text()), json.loads(report.read_text())["results"]
+    assert data["format"] == "resnet-deploy-times/1" and data["unit"] == "ms"
+    assert [(r["model"], r["batch"]) for r in data["runs"]] == [(r["model"], r["batch"]) for r in rows]
+    for run, row in zip(data["runs"], rows, strict=True):
+        assert len(run["times"]) == row["iterations"]
+        starts = [t["startMs"] for t in run["times"]]
+        assert starts[0] == 0.0 and starts == sorted(starts)
+        lat = sorted(t["latencyMs"] for t in run["times"])
+        assert lat[0] == pytest.approx(row["latency_ms"]["min"], abs=1e-3)
+        assert lat[-1] == pytest.approx(row["latency_ms"]["max"], abs=1e-3)
 
 
 @pytest.mark.slow

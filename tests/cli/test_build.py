@@ -167,7 +167,7 @@ def test_malformed_cache(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     [
         (["--precision", "int8"], "needs calibration data"),
         (["--precision", "fp32", "--calib-method", "entropy"], "only applies to --precision int8"),
-        (["--precision", "int8", "--calib-data", "synthetic", "--max-accuracy-drop", "1"], "go together"),
+        (["--precision", "int8", "--calib-data", "synthetic", "--max-accuracy-drop", "1"], "needs --eval-data SPEC"),
         (["--precision", "fp32", "--io-dtype", "fp16"], "only applies to --precision fp16"),
         (["--precision", "fp32", "--max-batch", "8"], "only applies to the TensorRT backend"),
         (["--precision", "fp32", "--onnx", "x.onnx"], "either --onnx or --arch/--weights"),
@@ -324,3 +324,27 @@ def test_backend_openvino_writes_ir_and_refuses_engine_names(
     assert code == 0, err
     assert "OpenVINO IR" in out and sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]
     assert "Q/DQ placement: onnxruntime" in out
+
+
+def test_json_keeps_numbers_as_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16: ``build --json`` gives the model's numbers as JSON numbers and lists, not as strings."""
+    code, out, _ = run(
+        ["--precision", "int8", "--calib-samples", "32", "-o", str(tmp_path / "m.onnx"), "--json"], capsys
+    )
+    assert code == 0
+    d = json.loads(out)
+    model = d["model"]
+    assert model["num_classes"] == 10 and model["in_channels"] == 1 and model["input_size"] == 28
+    assert model["mean"] == [0.286] and isinstance(model["top1"], float) and len(model["labels"]) == 10
+
+    def strings(o: object) -> list[str]:
+        if isinstance(o, dict):
+            return [s for v in o.values() for s in strings(v)]
+        if isinstance(o, list):
+            return [s for v in o for s in strings(v)]
+        return [o] if isinstance(o, str) else []
+
+    for s in strings(d):  # no number anywhere is written as a string
+        with pytest.raises(ValueError):
+            float(s.strip("[]").split(",")[0])
+    assert isinstance(d["int8"]["samples"], int) and isinstance(d["output_bytes"], int)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -30,3 +31,33 @@ def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "resnet50_small" in out and "25,557,032" in out and "11,689,512" in out
     assert ("Bundled checkpoints" in out) != ("No bundled checkpoints" in out)
+
+
+@pytest.mark.parametrize("columns", [80, 60, 40])
+def test_models_table_fits_narrow_consoles(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    """Issue 16: at 80 columns (and narrower) every name and parameter count is printed whole, no line too long."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    words = set(re.split(r"[\s:│,]+", out))  # whole names, in a table cell or heading a record
+    for name in ARCHITECTURES:
+        assert name in words, name
+        assert f"{parameter_count(name, ARCHITECTURES[name].default_num_classes):,}" in out, name
+    for c in json.loads(_json_catalog(capsys))["checkpoints"]:
+        assert c["name"] in words and f"{c['top1']:.2f} %" in out
+
+
+def _json_catalog(capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["models", "--json"]) == 0
+    return capsys.readouterr().out
+
+
+def test_wide_console_keeps_every_column(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "description" in out and "fashion-mnist" in out and "left out" not in out

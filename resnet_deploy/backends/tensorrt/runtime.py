@@ -633,6 +633,12 @@ class TensorRTModel(InferenceModel):
     def predict(self, batch: Any) -> np.ndarray:
         """Logits as numpy; CUDA torch tensors are read in place (no host round trip on the way in)."""
         if _is_cuda_tensor(batch):
+            # as the base class's prepare() does for host input: one image gets a batch axis, other float widths
+            # are converted (Tensor.unsqueeze / Tensor.to: plain torch, no TensorRT call involved)
+            if batch.ndim == len(self.input_shape) - 1:
+                batch = batch.unsqueeze(0)
+            if batch.is_floating_point() and batch.dtype != _torch_dtype(self.input_dtype):
+                batch = batch.to(_torch_dtype(self.input_dtype))
             return self.predict_async(batch, sync=True).cpu().numpy()  # type: ignore[no-any-return]
         return super().predict(batch)
 

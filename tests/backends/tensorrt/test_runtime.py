@@ -38,8 +38,9 @@ def test_engine_matches_onnxruntime_on_gpu(
         got = model.predict(x)  # 11 = 4 + 4 + 3: split by the base class
         np.testing.assert_allclose(got, OnnxRuntimeModel(tiny_graph()).predict(x), rtol=1e-3, atol=1e-4)
         np.testing.assert_array_equal(model.predict(x[:4]), model.predict(x[:4]))  # CUDA-graph replay
-        with pytest.raises(UserError, match="dtype"):
-            model.predict(x.astype(np.float64))
+        with pytest.raises(UserError, match="load_images"):
+            model.predict(x.astype(np.uint8))
+        np.testing.assert_array_equal(model.predict(x[:4].astype(np.float64)), model.predict(x[:4]))
         with pytest.raises(UserError, match="shape"):
             model.predict(x[:, :, :4])
         from concurrent.futures import ThreadPoolExecutor
