@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,9 +171,11 @@ def predict(
     images: Sequence[str | Path] = (),
     top_k: int = 5,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Predictions:
     """Run a loaded model on an array (N, C, H, W) or (C, H, W), a ``.npy`` file, or image files (one of them),
-    ``batch_size`` images per inference call (images are decoded batch by batch too)."""
+    ``batch_size`` images per inference call (images are decoded batch by batch too); ``progress(done, total)``
+    after each batch."""
     if (inputs is None) == (not images):
         raise UserError("give either an .npy input or image files (one of them)")
     if top_k < 1:
@@ -184,6 +186,8 @@ def predict(
         sources = [str(p) for p in images]
         for start in range(0, len(images), batch_size):
             outs.append(_run(model, load_images(images[start : start + batch_size], model), sources[start:]))
+            if progress is not None:
+                progress(min(start + batch_size, len(images)), len(images))
     else:
         name = "input"
         if not isinstance(inputs, np.ndarray):
@@ -195,6 +199,8 @@ def predict(
         for start in range(0, array.shape[0], batch_size):
             batch = _model_batch(array[start : start + batch_size], dtype, name, start)
             outs.append(_run(model, batch, sources[start:]))
+            if progress is not None:
+                progress(min(start + batch_size, array.shape[0]), array.shape[0])
     logits = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
     probs, idx = topk(logits, top_k)
     labels = model.info.labels if model.info is not None else None
@@ -231,10 +237,12 @@ def infer(
     save_logits: str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     labels: str | Path | None = None,
+    progress: Callable[[str, str], None] | None = None,
 ) -> Predictions:
     """Load ``model``, run it on the inputs (``batch_size`` at a time), optionally save the logits (atomically)
     to ``save_logits``. ``labels`` (a file, one class name per line) names the classes instead of the model's
-    own names (any model: a foreign engine or graph has none)."""
+    own names (any model: a foreign engine or graph has none). ``progress(stage, detail)``: ``load``, then
+    ``infer`` after each batch."""
     # Everything checkable without the model is checked first: loading an engine or a big graph takes seconds.
     if (npy is None) == (not images):
         raise UserError("give either an .npy input or image files (one of them)")
@@ -249,9 +257,18 @@ def infer(
         check_no_collisions({"--save-logits": save_logits}, inputs)
     names = read_labels(labels) if labels is not None else None
     array = load_npy(npy) if npy is not None else None
+    say = progress or (lambda stage, detail: None)
+    say("load", f"loading {Path(model).name}")
     m = load(model, arch=arch, input_size=input_size)
     try:
-        preds = predict(m, array, images=images, top_k=top_k, batch_size=batch_size)
+        preds = predict(
+            m,
+            array,
+            images=images,
+            top_k=top_k,
+            batch_size=batch_size,
+            progress=lambda done, total: say("infer", f"{done} of {total} inputs"),
+        )
         if names is not None and labels is not None:
             check_label_count(names, preds.logits.shape[1], labels, str(model))
             preds.labels = names

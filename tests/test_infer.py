@@ -50,6 +50,9 @@ def test_predict_runs_large_inputs_in_batches(tmp_path: Path) -> None:
     with Recording(onnx_path) as m:
         batched = predict(m, x, batch_size=96)
         assert seen == [96] * 10 + [40]
+        done: list[tuple[int, int]] = []
+        predict(m, x[:250], batch_size=96, progress=lambda d, t: done.append((d, t)))
+        assert done == [(96, 250), (192, 250), (250, 250)]  # after each batch, the last one partial
         whole = predict(m, x, batch_size=1000)
     np.testing.assert_allclose(batched.logits, whole.logits, rtol=1e-5, atol=1e-5)
     with pytest.raises(UserError, match="--batch-size must be at least 1"):

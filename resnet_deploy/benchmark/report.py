@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,22 @@ def role(row: Mapping[str, Any], roles: Mapping[str, str] | None = None) -> str:
     return precision if precision in ROLE_COLOURS else "other"
 
 
+ACCURACY_SPAN = 10.0  # points on the accuracy axis, at least
+
+
+def bar_label(model: str, group: str) -> str:
+    """A row's name without what its panel's title already says: the model name and the ``[Nt]`` tag."""
+    base = group.split("@")[0].split(" ")[0]
+    return re.sub(r"\s*\[[^\]]*\]$", "", model.removeprefix(f"{base} ")) or model
+
+
+def accuracy_limits(values: Sequence[float]) -> tuple[float, float]:
+    """Top-1 axis limits (percent): a window of at least :data:`ACCURACY_SPAN` points, so that a 0.1-point
+    difference looks like one, within 0..100."""
+    top = min(100.0, max(values) + 1.0)
+    return max(0.0, min(min(values) - 1.0, top - ACCURACY_SPAN)), top
+
+
 def plot(
     report: BenchReport | Mapping[str, Any],
     path: str | Path,
@@ -280,14 +297,14 @@ def plot(
                 if not gacc:
                     ax.axis("off")
                     continue
-                names = [f"{a['precision']}\n{a['backend']}" for a in gacc]
+                # the row's own name, wrapped: several int8 bars share precision and backend (ours, peers)
+                names = [textwrap.fill(bar_label(a["model"], g), 12, break_long_words=False) for a in gacc]
                 vals = [a["top1"] for a in gacc]
                 bars = ax.bar(range(len(vals)), vals, color=[ROLE_COLOURS[role(a, roles)] for a in gacc])
                 for b, v in zip(bars, vals, strict=True):
                     ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
-                ax.set_xticks(range(len(vals)), names, fontsize=8)
-                low = min(vals)
-                ax.set_ylim(max(0.0, low - 5), min(100.0, max(vals) + 2))
+                ax.set_xticks(range(len(vals)), names, fontsize=6.5)
+                ax.set_ylim(*accuracy_limits(vals))
                 ax.set_ylabel(f"top-1 % on {gacc[0]['dataset']}")
                 ax.set_title(f"{g}: accuracy vs precision", fontsize=9)
                 ax.grid(True, axis="y", alpha=0.3)

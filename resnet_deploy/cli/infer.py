@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ._progress import StageProgress, add_progress_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--save-logits", metavar="OUT.npy", help="write the (N, classes) float32 logits here")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line (default: the model's own, if any)")
+    add_progress_option(p)
     p.set_defaults(func=run, intermixed="images")
 
 
@@ -44,17 +47,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give either --input X.npy or image files, not both")
     if args.input is None and not args.images:
         raise UserError("nothing to classify: give image files or --input X.npy")
-    preds = infer(
-        args.model,
-        npy=args.input,
-        images=args.images,
-        top_k=args.top_k,
-        arch=args.arch,
-        input_size=args.input_size,
-        save_logits=args.save_logits,
-        batch_size=args.batch_size,
-        labels=args.labels,
-    )
+    with StageProgress("infer", args.progress) as progress:
+        preds = infer(
+            args.model,
+            npy=args.input,
+            images=args.images,
+            top_k=args.top_k,
+            arch=args.arch,
+            input_size=args.input_size,
+            save_logits=args.save_logits,
+            batch_size=args.batch_size,
+            labels=args.labels,
+            progress=progress,
+        )
     for warning in preds.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:

@@ -175,3 +175,19 @@ def test_bundled_checkpoint_on_real_fashion_mnist(tmp_path: Path, capsys: pytest
     predicted = np.array([r["top"][0]["index"] for r in from_npy])
     assert (predicted == y).sum() >= 12, f"{(predicted == y).sum()}/16 correct (checkpoint reports 92.6 % top-1)"
     assert from_npy[0]["top"][0]["label"] == "Ankle boot" or predicted[0] != 9
+
+
+def test_infer_progress_lines_and_silence_when_piped(
+    resnet18_onnx: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: infer reports its stages (load, then each batch) with --progress lines, for CI logs; by default,
+    on no terminal, stderr stays empty."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((5, 3, 64, 64)).astype(np.float32))
+    argv = ["infer", str(resnet18_onnx.onnx_path), "--input", str(tmp_path / "x.npy"), "--batch-size", "2"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*argv, "--progress", "lines"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("resnet-deploy infer: [load] loading ")
+    assert err[1].startswith("resnet-deploy infer: [infer] 2 of 5 inputs")
+    assert err[-1].startswith("resnet-deploy infer: done in ")

@@ -353,15 +353,21 @@ FOREIGN_WARNING = (
 )
 
 
-def read_foreign_engine(engine_path: str | Path) -> tuple[bytes, list[str]]:
-    """(engine bytes, the warning) for an engine without a sidecar: read with the same size limits, never checked
-    against anything (TensorRT's own deserialization is the only check left)."""
+def _engine_file(engine_path: str | Path) -> Path:
+    """``engine_path`` after checking it is a file of a size an engine can have (before anything reads it)."""
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         raise UserError(f"engine {engine_path} not found")
     size = engine_path.stat().st_size
     if size == 0 or size > MAX_ENGINE_BYTES:
         raise UserError(f"{engine_path} is not a TensorRT engine (size {size} bytes)")
+    return engine_path
+
+
+def read_foreign_engine(engine_path: str | Path) -> tuple[bytes, list[str]]:
+    """(engine bytes, the warning) for an engine without a sidecar: read with the same size limits, never checked
+    against anything (TensorRT's own deserialization is the only check left)."""
+    engine_path = _engine_file(engine_path)
     warning = FOREIGN_WARNING.format(path=engine_path, name=sidecar_path(engine_path).name)
     return engine_path.read_bytes(), [warning]
 
@@ -377,12 +383,7 @@ def verify_engine_file(
     Returns (engine bytes, validated sidecar, warnings). ``running=None`` skips the TensorRT check (inspection
     on a machine without TensorRT); the sha256 check always runs.
     """
-    engine_path = Path(engine_path)
-    if not engine_path.is_file():
-        raise UserError(f"engine {engine_path} not found")
-    size = engine_path.stat().st_size
-    if size == 0 or size > MAX_ENGINE_BYTES:
-        raise UserError(f"{engine_path} is not a TensorRT engine (size {size} bytes)")
+    engine_path = _engine_file(engine_path)
     side = Path(sidecar) if sidecar is not None else sidecar_path(engine_path)
     if not side.is_file():
         raise UserError(
