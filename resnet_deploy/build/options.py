@@ -153,6 +153,13 @@ def validate(options: BuildOptions) -> None:
         raise UserError(f"--max-accuracy-drop must be between 0 and 100 points, got {options.int8.max_accuracy_drop}")
 
 
+def openvino_available() -> bool:
+    """Whether the ``openvino`` extra is installed (found, not imported: importing it costs a second)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
 def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
     """(backend, why) with ``auto`` resolved and no backend resolved from the output's suffix. ``auto``: TensorRT
     where a TensorRT runtime and a GPU are usable, else the ONNX Runtime graph, which OpenVINO runs too: with OpenVINO
@@ -172,9 +179,7 @@ def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:
     st = tensorrt_status()
     if st["can_run"]:
         return "tensorrt", f"auto: TensorRT ({st['flavour']} {st['version']}) with a usable GPU"
-    import importlib.util
-
-    if importlib.util.find_spec("openvino") is not None:
+    if openvino_available():
         return (
             "onnxruntime",
             f"auto: ONNX Runtime or OpenVINO, timed on the result, as TensorRT cannot run here ({st['reason']})",

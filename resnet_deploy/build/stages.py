@@ -24,7 +24,15 @@ from ..onnx_io import QDQ_OPS, check_finite_weights, info_from_onnx, load_onnx, 
 from ..passes import Pass, PassReport, run_passes
 from ..passes.fold_bn import fold_batchnorm
 from ..passes.simplify import simplify
-from .options import DEFAULT_CHECKPOINT, SYNTHETIC, BuildOptions
+from .options import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_PLACEMENT,
+    SHAPE_FLAGS,
+    SYNTHETIC,
+    BuildOptions,
+    openvino_available,
+    parse_shape,
+)
 from .result import BuildResult
 
 #: The passes every graph goes through before precision: the same list for exported and for given ONNX files.
@@ -77,7 +85,6 @@ def apply_shapes(options: BuildOptions, model: onnx.ModelProto) -> BuildOptions:
     graph's input and its C, H, W (fixed in every ResNet export; another size needs another export). A batch flag
     given as well must agree."""
     from ..precision.calibration import model_input
-    from .options import SHAPE_FLAGS, parse_shape
 
     if not options.shapes:
         return options
@@ -296,7 +303,6 @@ def precision(
         model, rep = to_fp16(model, options.io_dtype)
         result.reports.append(rep)
     elif options.precision == "int8":
-        import dataclasses
         import time
 
         from ..precision.ptq import quantize_int8
@@ -310,9 +316,7 @@ def precision(
         # after the evaluation data, whose refusal must come before calibration's synthetic-data warning
         calib, desc = calibration_data(options, model, info, result, say)
         result.calibration_data = desc.get("spec")
-        from .options import DEFAULT_PLACEMENT
-
-        int8 = dataclasses.replace(options.int8, placement=options.int8.placement or DEFAULT_PLACEMENT[backend])
+        int8 = replace(options.int8, placement=options.int8.placement or DEFAULT_PLACEMENT[backend])
         started = [time.perf_counter()]
 
         def step(message: str) -> None:
@@ -401,12 +405,6 @@ def tag(model: onnx.ModelProto, options: BuildOptions, result: BuildResult) -> o
     set_metadata(model, tags)
     onnx.checker.check_model(model)
     return model
-
-
-def openvino_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("openvino") is not None
 
 
 def cpu_runtime_choice(model: onnx.ModelProto, rounds: int = 5, per_round: int = 6) -> tuple[str, str]:

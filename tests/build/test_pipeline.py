@@ -242,7 +242,7 @@ def test_auto_backend_without_gpu_picks_onnxruntime(ckpt: Path, tmp_path: Path) 
         pytest.skip("a TensorRT GPU runtime is usable here: auto picks TensorRT")
     r = build(BuildOptions(output=tmp_path / "m.onnx", weights=ckpt, backend="auto"))
     assert any(n.startswith("auto: ONNX Runtime") for n in r.notes)
-    from resnet_deploy.build.stages import openvino_available
+    from resnet_deploy.build.options import openvino_available
 
     if not openvino_available():
         assert r.backend == "onnxruntime"
