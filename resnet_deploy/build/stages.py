@@ -305,6 +305,7 @@ def precision(
     elif options.precision == "int8":
         import time
 
+        from ..precision.calibration import LOG_SEVERITY, onnxruntime_log
         from ..precision.ptq import quantize_int8
 
         eval_data = None
@@ -327,7 +328,8 @@ def precision(
         def progress(done: int, total: int) -> None:
             say("calibrate", progress_line(done, total, time.perf_counter() - started[0]))
 
-        quantized = quantize_int8(model, calib, int8, desc, eval_data, on_step=step, on_progress=progress)
+        with onnxruntime_log(0 if options.verbose else LOG_SEVERITY.get()):  # --verbose: every session's log
+            quantized = quantize_int8(model, calib, int8, desc, eval_data, on_step=step, on_progress=progress)
         model = quantized.model
         result.int8 = quantized
         result.reports.append(quantized.report)

@@ -51,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--verbose",
         action="store_true",
-        help="print TensorRT's builder log (every severity) and ONNX Runtime's session log on stderr "
-        "(default: their warnings summarised in the result)",
+        help="print TensorRT's builder log (every severity) and ONNX Runtime's log of every session it opens "
+        "(calibration, the INT8 check, the final load) on stderr (default: TensorRT warnings summarised, ONNX "
+        "Runtime errors only)",
     )
     add_progress_option(p)
     q = p.add_argument_group("INT8")

@@ -37,6 +37,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -272,12 +274,27 @@ def auto_batch(per_image: int | None, budget: int = CALIBRATION_BUDGET_BYTES) ->
     return int(max(1, min(MAX_BATCH, budget // (2 * np.dtype(_BIN_DTYPE).itemsize * max(per_image, 1)))))
 
 
+#: ONNX Runtime's log severity for the calibration and INT8 check sessions (3: errors only); ``build --verbose``
+#: sets 0 through :func:`onnxruntime_log` so its log covers every session of the build, not only the last one
+LOG_SEVERITY: ContextVar[int] = ContextVar("onnxruntime_log_severity", default=3)
+
+
+@contextmanager
+def onnxruntime_log(severity: int) -> Iterator[None]:
+    """ONNX Runtime's log at ``severity`` (0 verbose .. 4 fatal) for the sessions this module opens meanwhile."""
+    token = LOG_SEVERITY.set(severity)
+    try:
+        yield
+    finally:
+        LOG_SEVERITY.reset(token)
+
+
 def session_options(threads: int | None = None) -> Any:
     """ONNX Runtime options for calibration (see the module docstring for why each)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = LOG_SEVERITY.get()
     opts.enable_cpu_mem_arena = False
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:

@@ -56,3 +56,15 @@ def test_tensorrt_warnings_are_summarised() -> None:
     result.engine = Engine()  # type: ignore[assignment]
     lines = [line for line in result.summary_lines() if line.startswith("WARNING: TensorRT")]
     assert len(lines) == MAX_TENSORRT_WARNINGS + 1 and "4 more warning(s)" in lines[-1] and "--verbose" in lines[-1]
+
+
+def test_verbose_shows_onnxruntime_log_of_every_session(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # ONNX Runtime logs from C++ to file descriptor 2: capfd, not capsys
+    argv = ["build", "--weights", "fmnist_resnet20", "--precision", "int8", "--calib-samples", "16"]
+    argv += ["--calib-check", "16", "-o", str(tmp_path / "v.onnx")]
+    assert main([*argv, "--verbose"]) == 0
+    err = capfd.readouterr().err
+    # calibration, the INT8 check on calibration images, the final load of the result
+    assert err.count("Initializing session.") == 3, err[-2000:]
+    assert main(argv) == 0
+    assert "Initializing session." not in capfd.readouterr().err
