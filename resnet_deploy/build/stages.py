@@ -269,6 +269,8 @@ def calibration_data(
         result.warnings.append(msg)
         say("warning", msg)
         chw, count = _input_chw(model, options), options.calib_samples
+        if options.shapes:
+            result.notes.append(f"calibration images are at the opt H x W {chw[1]}x{chw[2]}")
 
         def synthetic(batch: int) -> Any:
             rng = np.random.default_rng(0)  # drawn in chunks, the same images as one rng.random((count, ...))
@@ -463,7 +465,7 @@ def cpu_runtime_choice(model: onnx.ModelProto, rounds: int = 5, per_round: int =
 
     runtimes = {"onnxruntime": OnnxRuntimeModel(model), "openvino": OpenVinoModel(model)}
     first = runtimes["onnxruntime"]
-    shape = tuple(1 if d is None else d for d in first.input_shape)
+    shape = tuple(1 if d is None else d for d in first.sized_input_shape())  # dynamic H, W: the recorded size
     x = np.random.default_rng(0).random(shape).astype(first.input_dtype)
     times: dict[str, list[float]] = {name: [] for name in runtimes}
     for m in runtimes.values():

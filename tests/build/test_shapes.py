@@ -150,6 +150,17 @@ def test_foreign_onnx_takes_another_size_only_through_dynamic_axes(tmp_path: Pat
     )
     assert "calibration images are resized to the opt H x W 32x32" in r.notes
     assert _input_dims(out)[2:] == ["height", "width"]
+    r = build(
+        BuildOptions(
+            output=out,
+            onnx=dynamic,
+            precision="int8",
+            calib_data="synthetic",
+            calib_samples=4,
+            shapes={"opt": "input:1x1x24x24", "max": "input:8x1x64x64"},
+        )  # fmt: skip
+    )
+    assert "calibration images are at the opt H x W 24x24" in r.notes
 
 
 @pytest.mark.skipif(compat.available() is None, reason="neither TensorRT nor TensorRT-RTX is installed")
