@@ -95,6 +95,16 @@ def test_range_exports_dynamic_h_w_that_onnxruntime_runs_at_any_size(tmp_path: P
     x = np.random.default_rng(0).random((3, 1, 48, 48), dtype=np.float32)
     small, large = model.predict(x[:, :, :20, :20]), model.predict(x)
     assert small.shape == large.shape == (3, 10) and not np.allclose(small, large)
+    # eval and infer resize images to the recorded (opt) size
+    from PIL import Image
+
+    from resnet_deploy.evaluate import evaluate_model
+    from resnet_deploy.infer import load_images
+
+    report = evaluate_model(out, "fashion-mnist:test", limit=64, progress=False)
+    assert report.count == 64 and report.top1 > 50  # a 28x28-trained net still reads 32x32 Fashion-MNIST
+    Image.fromarray(np.full((40, 30), 128, np.uint8)).save(tmp_path / "x.png")
+    assert load_images([tmp_path / "x.png"], model).shape == (1, 1, 32, 32)
     # the same images through the fixed-size 32x32 export: one network, whatever the axes say
     fixed = tmp_path / "m32.onnx"
     build(BuildOptions(output=fixed, shapes=dict.fromkeys(("min", "opt", "max"), "input:1x1x32x32")))
