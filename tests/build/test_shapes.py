@@ -95,6 +95,10 @@ def test_range_exports_dynamic_h_w_that_onnxruntime_runs_at_any_size(tmp_path: P
     x = np.random.default_rng(0).random((3, 1, 48, 48), dtype=np.float32)
     small, large = model.predict(x[:, :, :20, :20]), model.predict(x)
     assert small.shape == large.shape == (3, 10) and not np.allclose(small, large)
+    from resnet_deploy.inspection import format_summary, inspect_model
+
+    text = format_summary(inspect_model(out))
+    assert "input 1x32x32 (the opt size images are resized to; the graph's H and W are dynamic)" in text
     # eval and infer resize images to the recorded (opt) size
     from PIL import Image
 
@@ -130,6 +134,18 @@ def test_int8_calibrates_at_the_opt_size(tmp_path: Path) -> None:
     model = resnet_deploy.load(options.output)
     assert model.input_shape == (None, 1, None, None)
     for size in (16, 64):
+        assert model.predict(np.zeros((2, 1, size, size), np.float32)).shape == (2, 10)
+
+
+def test_openvino_runs_a_dynamic_h_w_build(tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from resnet_deploy.backends.openvino import OpenVinoModel
+
+    out = tmp_path / "dyn.xml"
+    build(BuildOptions(output=out, backend="openvino", shapes=RANGE))
+    model = OpenVinoModel(out)
+    assert model.input_shape == (None, 1, None, None)
+    for size in (20, 48):
         assert model.predict(np.zeros((2, 1, size, size), np.float32)).shape == (2, 10)
 
 
@@ -188,6 +204,11 @@ def test_tensorrt_engine_gets_the_h_w_range_as_its_profile(tmp_path: Path) -> No
     )
     assert meta["preprocessing"]["input_size"] == 32
     assert "H x W 16x16/32x32/64x64" in str(r.engine)
+    from resnet_deploy.inspection import format_summary, inspect_model
+
+    assert "(N, 1, H, W)  profile min (1, 1, 16, 16) opt (4, 1, 32, 32) max (8, 1, 64, 64)" in format_summary(
+        inspect_model(out)
+    )
 
     dynamic = _foreign(tmp_path, dynamic_hw=True)
     with pytest.raises(UserError, match="has dynamic H and W: give their range with --min/--opt/--max-shapes"):
