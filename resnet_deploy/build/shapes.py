@@ -77,6 +77,11 @@ def check_for_export(profile: SpatialProfile, in_channels: int, min_size: int, a
             f"the shape flags ask for H x W down to {min(small)}, but {arch} takes at least {min_size}x{min_size} "
             "(its total stride)"
         )
+    check_square(profile)
+
+
+def check_square(profile: SpatialProfile) -> None:
+    """One line when the opt H x W, the size calibration and evaluation images are resized to, is not square."""
     if profile.opt[0] != profile.opt[1]:
         raise UserError(
             f"the opt shape's H x W {_hw(profile.opt)} is not square: images are resized to one square input size, "

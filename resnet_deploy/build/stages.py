@@ -103,7 +103,7 @@ def apply_shapes(options: BuildOptions, source: Source, backend: str = "tensorrt
     took the flags' size, see :func:`load_or_export`). A batch flag given as well must agree. For the CPU
     backends the flags matter only through H x W (the ONNX graph keeps its dynamic batch axis)."""
     from ..precision.calibration import model_input
-    from .shapes import spatial_profile
+    from .shapes import check_square, spatial_profile
 
     if not options.shapes:
         return options
@@ -111,6 +111,12 @@ def apply_shapes(options: BuildOptions, source: Source, backend: str = "tensorrt
     name, shape = model_input(model)
     profile = spatial_profile(options)
     dynamic_hw = len(shape) == 4 and (shape[2] is None or shape[3] is None)
+    if dynamic_hw and profile is not None:
+        check_square(profile)
+        if source.info is not None and source.info.input_size != profile.opt[0]:
+            # a graph of ours with dynamic H and W, built again with another opt size: images follow the new one
+            source.info = replace(source.info, input_size=profile.opt[0])
+            source.spatial = f"images are resized to the new opt size {profile.opt[0]}x{profile.opt[1]}"
     batches: dict[str, int] = {}
     for key, spec in options.shapes.items():
         flag = SHAPE_FLAGS[key]

@@ -187,6 +187,18 @@ def test_foreign_onnx_takes_another_size_only_through_dynamic_axes(tmp_path: Pat
         )  # fmt: skip
     )
     assert "calibration images are at the opt H x W 24x24" in r.notes
+    with pytest.raises(UserError, match="32x40 is not square"):
+        build(BuildOptions(output=tmp_path / "c.onnx", onnx=dynamic, shapes={"opt": "input:1x1x32x40"}))
+
+
+def test_a_dynamic_graph_of_ours_built_again_follows_the_new_opt_size(tmp_path: Path) -> None:
+    first = tmp_path / "dyn.onnx"
+    build(BuildOptions(output=first, shapes=RANGE))
+    again = tmp_path / "again.onnx"
+    r = build(BuildOptions(output=again, onnx=first, shapes={"opt": "input:1x1x48x48", "max": "input:8x1x96x96"}))
+    assert "images are resized to the new opt size 48x48" in r.notes
+    model = resnet_deploy.load(again)
+    assert model.info is not None and model.info.input_size == 48 and model.input_shape == (None, 1, None, None)
 
 
 @pytest.mark.skipif(compat.available() is None, reason="neither TensorRT nor TensorRT-RTX is installed")
