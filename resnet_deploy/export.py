@@ -33,12 +33,19 @@ def max_opset() -> int:
         return 20
 
 
-def torch_to_onnx(model: nn.Module, info: ModelInfo, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Raw export (BatchNorm kept), dynamic batch, input ``input`` (N, C, H, W) float32, output ``logits``."""
+def torch_to_onnx(
+    model: nn.Module, info: ModelInfo, opset: int = DEFAULT_OPSET, dynamic_hw: bool = False
+) -> onnx.ModelProto:
+    """Raw export (BatchNorm kept), dynamic batch, input ``input`` (N, C, H, W) float32, output ``logits``; traced
+    at ``info.input_size``. ``dynamic_hw``: H and W are dynamic axes too (our ResNets end in adaptive average
+    pooling, so the traced graph holds no size-dependent shapes)."""
     if opset < MIN_OPSET:
         raise UserError(f"opset {opset} is too old: resnet-deploy exports opset >= {MIN_OPSET}")
     dummy = torch.zeros(1, info.in_channels, info.input_size, info.input_size)
     buf = io.BytesIO()
+    axes: dict[str, dict[int, str]] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    if dynamic_hw:
+        axes[INPUT_NAME].update({2: "height", 3: "width"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's business
         torch.onnx.export(
@@ -49,7 +56,7 @@ def torch_to_onnx(model: nn.Module, info: ModelInfo, opset: int = DEFAULT_OPSET)
             opset_version=opset,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes=axes,
             training=torch.onnx.TrainingMode.PRESERVE,
             do_constant_folding=False,
         )

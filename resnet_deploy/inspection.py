@@ -230,6 +230,9 @@ def format_onnx_summary(d: dict[str, Any]) -> str:
     if info is not None:
         desc = f"{info['arch']}, {info['num_classes']} classes, input {info['in_channels']}x{info['input_size']}x"
         desc += f"{info['input_size']}"
+        shape = d["inputs"][0]["shape"] if len(d["inputs"]) == 1 else []
+        if len(shape) == 4 and not all(isinstance(x, int) for x in shape[2:]):
+            desc += " (the opt size images are resized to; the graph's H and W are dynamic)"
         if info.get("mean") is not None:
             desc += f", normalisation in graph (mean {info['mean']}, std {info['std']})"
         if info.get("dataset"):

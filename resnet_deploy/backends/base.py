@@ -64,10 +64,21 @@ class InferenceModel(ABC):
         if x.shape[0] == 0:
             raise UserError("input batch is empty")
 
+    def sized_input_shape(self) -> tuple[int | None, ...]:
+        """``input_shape`` with dynamic H and W at the model's recorded input size (the opt size its images are
+        resized to), where it records one: the shape to time or feed it at."""
+        shape = self.input_shape
+        if len(shape) == 4 and self.info is not None and (shape[2] is None or shape[3] is None):
+            return (shape[0], shape[1], self.info.input_size, self.info.input_size)
+        return shape
+
     def describe_shape(self, batch: bool = True) -> str:
-        """``(N, 1, 28, 28)``; ``(1, 28, 28)`` without the batch axis."""
-        dims = self.input_shape if batch else self.input_shape[1:]
-        return "(" + ", ".join("N" if d is None else str(d) for d in dims) + ")"
+        """``(N, 1, 28, 28)``; ``(1, 28, 28)`` without the batch axis; ``(N, 1, H, W)`` for dynamic H and W."""
+        names = ["N", "C", "H", "W"] if len(self.input_shape) == 4 else ["N"] * len(self.input_shape)
+        named = [
+            "N" if d is None and i == 0 else (names[i] if d is None else str(d)) for i, d in enumerate(self.input_shape)
+        ]
+        return "(" + ", ".join(named if batch else named[1:]) + ")"
 
     def prepare(self, batch: Any) -> np.ndarray:
         """``batch`` as the model's input: a numpy array or torch tensor of shape (N, C, H, W), or (C, H, W) for one

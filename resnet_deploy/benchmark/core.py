@@ -38,7 +38,7 @@ MEMORY_SHARE = 0.8
 def estimate_bytes(target: Target, batch: int) -> int:
     """Host memory ``target`` needs at ``batch``: its input, and on the CPU its activations (see
     :data:`ACTIVATION_FACTOR`). Targets that do not know their activations count their input only."""
-    dims = [int(d) for d in target.model.input_shape[1:] if d is not None]
+    dims = [int(d) for d in target.model.sized_input_shape()[1:] if d is not None]
     per_image = math.prod(dims) * target.model.input_dtype.itemsize
     if target.device != "cuda" and target.activation_values:
         per_image += ACTIVATION_FACTOR * target.activation_values * 4
@@ -77,7 +77,7 @@ def check_batches(targets: list[Target], batches: list[int], available: int | No
                 raise UserError(f"batch {b} is below the minimum batch {low} of {t.label}")
             if fixed is not None and b != fixed:
                 raise UserError(f"{t.label} has a fixed batch of {fixed}; batch {b} cannot run on it")
-        if any(d is None for d in t.model.input_shape[1:]):
+        if any(d is None for d in t.model.sized_input_shape()[1:]):
             raise UserError(f"{t.label} has dynamic image dimensions {t.model.describe_shape()}; cannot make input")
     check_memory(targets, batches, available)
 
@@ -197,7 +197,7 @@ def _measure_batch(
     try:
         for t in targets:
             runner = t.runner()
-            runner.prepare(_input(t.model.input_shape, batch, cfg.seed))
+            runner.prepare(_input(t.model.sized_input_shape(), batch, cfg.seed))
             case = _Case(t, runner)
             cases.append(case)
             if progress:

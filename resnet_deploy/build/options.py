@@ -75,7 +75,8 @@ class BuildOptions:
     residual_fusion: str = "native"
     labels: str | Path | None = None  # class names, one per line: stored in the ONNX metadata / engine sidecar
     # trtexec's --minShapes/--optShapes/--maxShapes: {"min"|"opt"|"max": "input:8x3x224x224"}; they set the batch
-    # profile, and the C, H, W must be the graph's (a ResNet export has a fixed input size)
+    # profile, C must be the graph's, and another H x W re-exports a checkpoint at that size (a range: dynamic H
+    # and W axes); a foreign ONNX takes another H x W only where its graph has dynamic H/W axes
     shapes: dict[str, str] = field(default_factory=dict)
     # INT8: where the calibration and evaluation images come from (the algorithm's settings are in ``int8``)
     calib_data: str | None = None
@@ -225,7 +226,8 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
         from ..backends.tensorrt.plugin import plugin_impl
 
         plugin_impl(options.engine.plugin_impl)  # one line where the plugin cannot be built (TensorRT-RTX, < 10.9 AOT)
-    engine_given = changed(options.engine, ENGINE_FLAGS) + [SHAPE_FLAGS[k] for k in options.shapes]
+    # (shape flags: checked once the model is known, as they may set another H x W; stages.apply_shapes)
+    engine_given = changed(options.engine, ENGINE_FLAGS)
     if backend in ("onnxruntime", "openvino") and engine_given:
         raise UserError(f"{engine_given[0]} only applies to the TensorRT backend")
     check_writable(out)

@@ -50,7 +50,7 @@ def run_pipeline(
     labels = read_labels(options.labels) if options.labels is not None else None
 
     source = load_source(say)
-    options = stages.apply_shapes(options, source.model)
+    options = stages.apply_shapes(options, source, backend)
     stages.check_static_batch(options, source.model, backend)
     if labels is not None:
         source.info = stages.with_labels(source, labels, options.labels)
@@ -60,6 +60,8 @@ def run_pipeline(
     if why:
         result.notes.append(why)
         say("backend", why)
+    if source.spatial is not None:
+        result.notes.append(source.spatial)
     model, reports = stages.export_passes(source, say)
     result.reports.extend(reports)
     model = stages.precision(options, model, source.info, backend, result, say)

@@ -49,6 +49,8 @@ class Source:
     info: ModelInfo | None
     description: str
     exported: bool  # True: we exported it from PyTorch (so it carries our producer name)
+    #: what the shape flags changed in the export ("exported at 32x32", "exported with dynamic H and W ..."), or None
+    spatial: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------ load or export
@@ -71,30 +73,58 @@ def load_or_export(options: BuildOptions, say: Say) -> Source:
             )
         weights = DEFAULT_CHECKPOINT
     from ..export import torch_to_onnx
+    from ..models.registry import get_arch
     from ..models.weights import load_model
+    from .shapes import check_for_export, spatial_profile
 
     say("export", f"loading {weights or options.arch}")
     net, info = load_model(options.arch, weights)
-    say("export", "torch.onnx export")
     source = str(weights if weights is not None else f"{options.arch} (random weights)")
-    return Source(torch_to_onnx(net, info, opset=options.opset), info, source, exported=True)
+    profile, spatial = spatial_profile(options), None
+    if profile is not None and profile.as_tuple() != ((info.input_size, info.input_size),) * 3:
+        # Another H x W: traced at the opt size (which the metadata records: images are resized to it), with
+        # dynamic H and W axes for a range.
+        check_for_export(profile, info.in_channels, get_arch(info.arch).min_input_size, info.arch)
+        info = replace(info, input_size=profile.opt[0])
+        spatial = (
+            f"exported at {profile.describe()}"
+            if profile.fixed
+            else (f"exported with dynamic H and W ({profile.describe()}); images are resized to the opt size")
+        )
+    say("export", "torch.onnx export")
+    dynamic = profile is not None and spatial is not None and not profile.fixed
+    model = torch_to_onnx(net, info, opset=options.opset, dynamic_hw=dynamic)
+    return Source(model, info, source, exported=True, spatial=spatial)
 
 
-def apply_shapes(options: BuildOptions, model: onnx.ModelProto) -> BuildOptions:
-    """``options`` with the batch profile that ``--min/--opt/--max-shapes`` give, after checking each names the
-    graph's input and its C, H, W (fixed in every ResNet export; another size needs another export). A batch flag
-    given as well must agree."""
+def apply_shapes(options: BuildOptions, source: Source, backend: str = "tensorrt") -> BuildOptions:
+    """``options`` with the batch and H x W profile that ``--min/--opt/--max-shapes`` give, after checking each
+    names the graph's input and its C, and H, W where the graph fixes them (a foreign graph; our export already
+    took the flags' size, see :func:`load_or_export`). A batch flag given as well must agree. For the CPU
+    backends the flags matter only through H x W (the ONNX graph keeps its dynamic batch axis)."""
     from ..precision.calibration import model_input
+    from .shapes import check_square, spatial_profile
 
     if not options.shapes:
         return options
+    model = source.model
     name, shape = model_input(model)
+    profile = spatial_profile(options)
+    dynamic_hw = len(shape) == 4 and (shape[2] is None or shape[3] is None)
+    if dynamic_hw and profile is not None:
+        check_square(profile)
+        if source.info is not None and source.info.input_size != profile.opt[0]:
+            # a graph of ours with dynamic H and W, built again with another opt size: images follow the new one
+            source.info = replace(source.info, input_size=profile.opt[0])
+            source.spatial = f"images are resized to the new opt size {profile.opt[0]}x{profile.opt[1]}"
     batches: dict[str, int] = {}
     for key, spec in options.shapes.items():
         flag = SHAPE_FLAGS[key]
         given, dims = parse_shape(spec, flag)
         if given != name:
             raise UserError(f"{flag} '{spec}' names input '{given}'; the model's input is '{name}'")
+        if shape[1] is not None and dims[1] != shape[1]:
+            raise UserError(f"{flag} '{spec}': the model takes C = {shape[1]} input channel(s), not {dims[1]}")
         fixed = shape[1:]
         if any(f is not None and f != d for f, d in zip(fixed, dims[1:], strict=True)):
             pretty = "x".join("?" if f is None else str(f) for f in fixed)
@@ -103,6 +133,11 @@ def apply_shapes(options: BuildOptions, model: onnx.ModelProto) -> BuildOptions:
                 "model at another input size for another H x W)"
             )
         batches[key] = dims[0]
+    if backend != "tensorrt":
+        if source.spatial is None and not dynamic_hw:
+            first = SHAPE_FLAGS[next(iter(options.shapes))]
+            raise UserError(f"{first} only applies to the TensorRT backend (or to set another H x W)")
+        return options
     e = options.engine
     for key, flag, value in (("min", "--min-batch", e.min_batch), ("opt", "--opt-batch", e.opt_batch),
                              ("max", "--max-batch", e.max_batch)):  # fmt: skip
@@ -114,6 +149,7 @@ def apply_shapes(options: BuildOptions, model: onnx.ModelProto) -> BuildOptions:
         min_batch=batches.get("min", e.min_batch),
         opt_batch=batches.get("opt", e.opt_batch),
         max_batch=batches.get("max", e.max_batch),
+        hw_profile=profile.as_tuple() if profile is not None and dynamic_hw else None,
     )
     engine.validate()
     return replace(options, engine=engine)
@@ -182,22 +218,33 @@ def is_bundled(info: ModelInfo | None) -> bool:
     return info is not None and info.name is not None and info.name in bundled_checkpoints()
 
 
-def _input_chw(model: onnx.ModelProto) -> tuple[int, ...]:
+def input_shape_at_opt(model: onnx.ModelProto, options: BuildOptions | None) -> tuple[int | None, ...]:
+    """The graph's input shape, with dynamic H and W set to the opt H x W of the shape flags (if given): the size
+    calibration and evaluation images are resized to."""
     from ..precision.calibration import model_input
+    from .shapes import spatial_profile
 
     _, shape = model_input(model)
+    profile = spatial_profile(options) if options is not None else None
+    if profile is not None and len(shape) == 4 and (shape[2] is None or shape[3] is None):
+        return (shape[0], shape[1], *profile.opt)
+    return shape
+
+
+def _input_chw(model: onnx.ModelProto, options: BuildOptions) -> tuple[int, ...]:
+    shape = input_shape_at_opt(model, options)
     if any(d is None for d in shape[1:]):
         raise UserError(f"the model input has dynamic image dimensions {shape}: cannot make synthetic data")
     return tuple(int(d) for d in shape[1:] if d is not None)
 
 
-def data_info(model: onnx.ModelProto, info: ModelInfo | None) -> ModelInfo | None:
-    """How to preprocess images for ``model``: its own metadata, else what its input shape tells (a foreign
-    N x C x S x S graph: resize to S, ImageNet mean/std for 3 channels, as torchvision's models expect)."""
+def data_info(model: onnx.ModelProto, info: ModelInfo | None, options: BuildOptions | None = None) -> ModelInfo | None:
+    """How to preprocess images for ``model``: its own metadata (whose input size is the opt size of a graph with
+    dynamic H and W), else what its input shape tells (a foreign N x C x S x S graph, or dynamic H and W at the
+    shape flags' opt S x S: resize to S, ImageNet mean/std for 3 channels, as torchvision's models expect)."""
     from ..info import describe_or_shape
-    from ..precision.calibration import model_input
 
-    return describe_or_shape(info, model_input(model)[1])
+    return describe_or_shape(info, input_shape_at_opt(model, options))
 
 
 def calibration_data(
@@ -227,7 +274,9 @@ def calibration_data(
         )
         result.warnings.append(msg)
         say("warning", msg)
-        chw, count = _input_chw(model), options.calib_samples
+        chw, count = _input_chw(model, options), options.calib_samples
+        if options.shapes:
+            result.notes.append(f"calibration images are at the opt H x W {chw[1]}x{chw[2]}")
 
         def synthetic(batch: int) -> Any:
             rng = np.random.default_rng(0)  # drawn in chunks, the same images as one rng.random((count, ...))
@@ -235,7 +284,10 @@ def calibration_data(
                 yield rng.random((min(batch, count - start), *chw), dtype=np.float32)
 
         return CalibrationData(count, chw, synthetic), {"spec": SYNTHETIC, "seed": 0}
-    preprocess = data_info(model, info)
+    preprocess = data_info(model, info, options)
+    if options.shapes and preprocess is not None:
+        size = preprocess.input_size
+        result.notes.append(f"calibration images are resized to the opt H x W {size}x{size}")
     if info is None and preprocess is not None:
         norm = "ImageNet mean/std" if preprocess.in_channels == 3 else "no normalisation"
         result.notes.append(
@@ -275,7 +327,7 @@ def evaluation_data(
                 "subfolder per class or a .npz with x and y); it defaults to the test set only for bundled checkpoints"
             )
         spec = "fashion-mnist:test"
-    ds = open_dataset(spec, data_info(model, info))
+    ds = open_dataset(spec, data_info(model, info, options))
     x, y = ds.take(min(options.eval_samples, len(ds)))
     check_data_shape(model, tuple(x.shape[1:]), f"evaluation data {spec}")
     return x, y
@@ -421,7 +473,7 @@ def cpu_runtime_choice(model: onnx.ModelProto, rounds: int = 5, per_round: int =
 
     runtimes = {"onnxruntime": OnnxRuntimeModel(model), "openvino": OpenVinoModel(model)}
     first = runtimes["onnxruntime"]
-    shape = tuple(1 if d is None else d for d in first.input_shape)
+    shape = tuple(1 if d is None else d for d in first.sized_input_shape())  # dynamic H, W: the recorded size
     x = np.random.default_rng(0).random(shape).astype(first.input_dtype)
     times: dict[str, list[float]] = {name: [] for name in runtimes}
     for m in runtimes.values():

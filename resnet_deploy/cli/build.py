@@ -132,9 +132,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         t.add_argument(
             f"--{which}-shapes",
             metavar="NAME:NxCxHxW",
-            help=f"trtexec-style {which} shape of the input (sets --{which}-batch; C, H, W must be the graph's)",
+            help=f"trtexec-style {which} shape of the input: sets --{which}-batch and the {which} H x W (see "
+            "--shapes); one not given is filled as trtexec fills it",
         )
-    t.add_argument("--shapes", metavar="NAME:NxCxHxW", help="trtexec-style: min = opt = max shape of the input")
+    t.add_argument(
+        "--shapes",
+        metavar="NAME:NxCxHxW",
+        help="trtexec-style: min = opt = max shape of the input. C must be the graph's. Another H x W exports a "
+        "checkpoint at that size; a range (--min/--max-shapes) exports dynamic H and W axes (the engine's profile "
+        "gets the range), calibrated and evaluated at the opt size, which must be square; a foreign ONNX takes "
+        "another H x W only through dynamic H/W axes. ONNX Runtime/OpenVINO take them for the H x W alone",
+    )
     t.add_argument(
         "--opt-level",
         type=int,

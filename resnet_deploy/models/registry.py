@@ -33,6 +33,14 @@ class ArchSpec:
         """The class count the family is usually trained with (1000 for ImageNet, 10 for the small ones)."""
         return 1000 if self.family == "imagenet" else 10
 
+    @property
+    def min_input_size(self) -> int:
+        """The smallest H or W the network takes: its total stride (the last stage then sees one position). The
+        stride-2 stages (3 ImageNet-style, 2 CIFAR) times the stem's (7x7/2 conv + max-pool: 4; small: 2)."""
+        if self.family == "cifar":
+            return 4
+        return (4 if self.family == "imagenet" else 2) * 8
+
     def build(self, num_classes: int, in_channels: int) -> nn.Module:
         """An untrained network of this architecture (imports PyTorch)."""
         from .resnet import BasicBlock, Bottleneck, CifarResNet, ResNet

@@ -271,11 +271,16 @@ def test_batch_flags_on_a_static_batch_onnx_are_refused(
 
 
 def test_trtexec_style_shapes(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--shapes / --min/--opt/--max-shapes NAME:NxCxHxW set the batch profile; a C, H, W other than the graph's,
-    another input name, a contradicting batch flag or ONNX Runtime are one line each, nothing written."""
+    """--shapes / --min/--opt/--max-shapes NAME:NxCxHxW set the batch profile; another C, an H x W below what the
+    architecture takes, another input name, a contradicting batch flag or ONNX Runtime without another H x W are one
+    line each, nothing written."""
     out = tmp_path / "m.engine"
     bad = [
-        (["--max-shapes", "input:8x1x32x32"], "fixed at 1x28x28"),
+        (["--max-shapes", "input:8x3x28x28"], "the model takes C = 1 input channel(s), not 3"),
+        (["--max-shapes", "input:8x3x32x32"], "resnet20 takes 1 input channel(s)"),
+        (["--max-shapes", "input:8x1x2x2"], "resnet20 takes at least 4x4"),
+        (["--min-shapes", "input:1x1x64x64", "--max-shapes", "input:8x1x32x32"], "min <= opt <= max"),
+        (["--shapes", "input:8x1x32x24"], "not square"),
         (["--max-shapes", "images:8x1x28x28"], "the model's input is 'input'"),
         (["--max-shapes", "input:8x1x28"], "4 positive dimensions"),
         (["--max-shapes", "input:8x1x28x28,other:1x1x1x1"], "INPUT_NAME:NxCxHxW"),
@@ -291,6 +296,11 @@ def test_trtexec_style_shapes(ckpt: Path, tmp_path: Path, capsys: pytest.Capture
         ["--weights", str(ckpt), "--max-shapes", "input:8x1x28x28", "-o", str(tmp_path / "m.onnx")], capsys
     )
     assert_one_line_error(code, err, "--max-shapes only applies to the TensorRT backend")
+    # another H x W is for ONNX Runtime too: the checkpoint is exported with dynamic H and W
+    argv = ["--weights", str(ckpt), "--min-shapes", "input:1x1x16x16", "--max-shapes", "input:8x1x64x64"]
+    code, stdout, err = run([*argv, "-o", str(tmp_path / "dyn.onnx")], capsys)
+    assert code == 0, err
+    assert "dynamic H and W (min 16x16, opt 64x64, max 64x64)" in " ".join(stdout.split())
 
     from resnet_deploy.backends.tensorrt import compat
 

@@ -44,6 +44,8 @@ def test_every_option_with_a_default_states_it(command: str) -> None:
         ("--workspace", ["MiB", "default"]),
         ("--max-accuracy-drop", ["percentage points", "--eval-data"]),
         ("--eval-data", ["default: fashion-mnist:test for bundled checkpoints"]),
+        ("--shapes", ["H x W exports a checkpoint at that size", "dynamic H and W", "opt size", "dynamic H/W axes"]),
+        ("--max-shapes", ["max H x W", "as trtexec fills it"]),
     ],
 )
 def test_build_help_names_defaults_and_units(flag: str, words: list[str]) -> None:

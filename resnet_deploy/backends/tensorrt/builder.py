@@ -78,6 +78,9 @@ class EngineBuildOptions:
     timing_cache: str | Path | None = None  # file to load (if present and valid) and save after the build
     profiling_verbosity: str = "detailed"  # detailed | layer_names_only | none
     plugin_impl: str | None = None  # plugin graphs: "aot" | "python"; None: AOT where TensorRT has it (10.9+)
+    #: ((min H, W), (opt H, W), (max H, W)) for a graph with dynamic H and W axes (``--min/--opt/--max-shapes``);
+    #: None for the usual fixed-size graph
+    hw_profile: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None
 
     def resolved_max_batch(self) -> int:
         if self.max_batch is not None:
@@ -114,12 +117,18 @@ class EngineBuildOptions:
             raise UserError("profiling verbosity must be detailed, layer_names_only or none")
         if self.plugin_impl not in (None, "aot", "python"):
             raise UserError(f"unknown plugin implementation '{self.plugin_impl}' (choose aot or python)")
+        if self.hw_profile is not None:
+            (h0, w0), (h1, w1), (h2, w2) = self.hw_profile
+            if not (1 <= h0 <= h1 <= h2 <= 65536 and 1 <= w0 <= w1 <= w2 <= 65536):
+                raise UserError(f"H x W profile must satisfy 1 <= min <= opt <= max; got {self.hw_profile}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["opt_batch"] = self.resolved_opt_batch()
         d["max_batch"] = self.resolved_max_batch()
         d["timing_cache"] = str(self.timing_cache) if self.timing_cache is not None else None
+        # the sidecar's input section holds the full min/opt/max shapes the engine has (build_options: scalars)
+        del d["hw_profile"]
         return d
 
 
@@ -157,6 +166,11 @@ class EngineBuildReport:
             f"{self.build_seconds:.1f} s: {self.network_layers} network layers"
             + (f", {self.engine_layers} engine layers" if self.engine_layers is not None else "")
             + f"; batch profile {p['min'][0]}/{p['opt'][0]}/{p['max'][0]}"
+            + (
+                f", H x W {p['min'][2]}x{p['min'][3]}/{p['opt'][2]}x{p['opt'][3]}/{p['max'][2]}x{p['max'][3]}"
+                if p["min"][2:] != p["max"][2:]
+                else ""
+            )
         )
 
 
@@ -601,19 +615,34 @@ def _build(
     network_layers = engine_inspector.layers_from_network(network)
     input_tensor = network.get_input(0)
     in_shape = compat.dims_list(input_tensor.shape)
-    if len(in_shape) != 4 or any(d <= 0 for d in in_shape[1:]):
-        raise UserError(f"expected an NCHW input with fixed C, H, W; got shape {in_shape}")
+    if len(in_shape) != 4 or in_shape[1] <= 0:
+        raise UserError(f"expected an NCHW input with a fixed C; got shape {in_shape}")
+    dynamic_hw = any(d <= 0 for d in in_shape[2:])
+    if dynamic_hw and options.hw_profile is None:
+        raise UserError(
+            f"the ONNX input {input_tensor.name} {in_shape} has dynamic H and W: give their range with "
+            f"--min/--opt/--max-shapes {input_tensor.name}:NxCxHxW (or --shapes for one size)"
+        )
+    fixed_hw = tuple(in_shape[2:])
+    if not dynamic_hw and options.hw_profile is not None and any(hw != fixed_hw for hw in options.hw_profile):
+        raise UserError(f"the ONNX input {input_tensor.name} has a fixed H x W {in_shape[2:]}; the H x W profile "
+                        f"{options.hw_profile} asks for others")  # fmt: skip
     min_b, opt_b, max_b = options.min_batch, options.resolved_opt_batch(), options.resolved_max_batch()
     if in_shape[0] > 0:
         if (min_b, opt_b, max_b) != (in_shape[0],) * 3:
             warns.append(f"the ONNX input has a fixed batch of {in_shape[0]}; the profile is pinned to it")
         min_b = opt_b = max_b = in_shape[0]
-    chw = in_shape[1:]
+    c = in_shape[1]
+    # One full NCHW shape per profile point, as trtexec sets them (NVIDIA/TensorRT samples/common/sampleEngines.cpp:
+    # IOptimizationProfile::setDimensions for kMIN, kOPT, kMAX of each dynamic input; Python: set_shape(name, min,
+    # opt, max)). TensorRT requires min <= opt <= max per axis and the network's value on every fixed axis.
+    hw = options.hw_profile if dynamic_hw and options.hw_profile is not None else (tuple(in_shape[2:]),) * 3
+    points = [[b, c, *size] for b, size in zip((min_b, opt_b, max_b), hw, strict=True)]
 
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
     dims = trt_mod.Dims
-    profile.set_shape(input_tensor.name, dims([min_b, *chw]), dims([opt_b, *chw]), dims([max_b, *chw]))
+    profile.set_shape(input_tensor.name, *(dims(p) for p in points))
     if config.add_optimization_profile(profile) < 0:
         raise UserError("TensorRT rejected the optimization profile")
     config.builder_optimization_level = options.opt_level
@@ -703,7 +732,7 @@ def _sidecar_dict(
     calibration: dict[str, Any] | None,
 ) -> dict[str, Any]:
     inp = inputs[0]
-    sections = to_sidecar(info, inp["shape"])
+    sections = to_sidecar(info, profile_shapes["opt"])  # the opt shape: a dynamic H, W reads -1 in inp["shape"]
     return {
         "format": sidecar.SIDECAR_FORMAT,
         "resnet_deploy_version": __version__,

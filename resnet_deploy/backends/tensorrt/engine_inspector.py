@@ -297,7 +297,11 @@ def inspect_engine(path: str | Path, live: bool = True) -> dict[str, Any]:
 
 
 def _shape_str(shape: list[int]) -> str:
-    return "(" + ", ".join("N" if d < 0 else str(d) for d in shape) + ")"
+    # a dynamic axis: N for the batch, H and W for a dynamic-size NCHW input, ? elsewhere
+    names = ["N", "C", "H", "W"] if len(shape) == 4 else ["N"]
+    return (
+        "(" + ", ".join((names[i] if i < len(names) else "?") if d < 0 else str(d) for i, d in enumerate(shape)) + ")"
+    )
 
 
 def _format_foreign(info: dict[str, Any], lines: list[str], max_layers: int) -> str:

@@ -386,10 +386,10 @@ class GraphRunner:
     def __init__(self, cuda: Any, enabled: bool) -> None:
         self.cuda = cuda
         self.enabled = enabled and bool(getattr(cuda, "graphs", False))
-        self._graphs: dict[int, int | None] = {}
+        self._graphs: dict[int | tuple[int, ...], int | None] = {}
         self.warnings: list[str] = []
 
-    def run(self, key: int, stream: int, enqueue: Callable[[int], bool]) -> bool:
+    def run(self, key: int | tuple[int, ...], stream: int, enqueue: Callable[[int], bool]) -> bool:
         """Run once on ``stream``; returns whether a graph was launched."""
         if not self.enabled:
             _require(enqueue(stream), "TensorRT failed to enqueue the inference")
@@ -540,12 +540,18 @@ class TensorRTModel(InferenceModel):
         in_name, out_name = inputs[0], outputs[0]
         mn, _, mx = (tuple(compat.dims_list(s)) for s in engine.get_tensor_profile_shape(in_name, 0))
         self.min_batch = mn[0]
+        # An engine built with an H x W range (build --min/--max-shapes): H and W are None in input_shape and each
+        # input is checked against the profile's range; buffers are sized for a max batch at the max H x W.
+        self.hw_range: tuple[tuple[int, ...], tuple[int, ...]] | None = (
+            (mn[2:], mx[2:]) if len(mx) == 4 and mn[2:] != mx[2:] else None
+        )
+        tail = mx[1:] if self.hw_range is None else (mx[1], None, None)
         self._in_dtype = np.dtype(compat.numpy_dtype(engine.get_tensor_dtype(in_name)))
         self._out_dtype = np.dtype(compat.numpy_dtype(engine.get_tensor_dtype(out_name)))
         self._out_tail = tuple(compat.dims_list(engine.get_tensor_shape(out_name)))[1:]
         super().__init__(
             input_name=in_name,
-            input_shape=(None, *mx[1:]),
+            input_shape=(None, *tail),
             input_dtype=self._in_dtype,
             output_name=out_name,
             max_batch=mx[0],
@@ -562,7 +568,8 @@ class TensorRTModel(InferenceModel):
         self._stream = self._cuda.stream_create()
         self._done = self._cuda.event_create()  # recorded after every enqueue: orders work across streams
         self._extra_outputs = outputs[1:]
-        self._in_row = int(np.prod(mx[1:])) * self._in_dtype.itemsize
+        self._in_row = int(np.prod(mx[1:])) * self._in_dtype.itemsize  # the largest row (max H x W)
+        self._row_shape: tuple[int, ...] = mx[1:]  # the C, H, W bound next: set under the lock before each run
         self._out_row = int(np.prod(self._out_tail)) * self._out_dtype.itemsize
         self._in_ptr = self._cuda.malloc(mx[0] * self._in_row)  # cudaMalloc: 256-byte aligned
         self._out_ptrs: dict[str, int] = {}
@@ -576,8 +583,28 @@ class TensorRTModel(InferenceModel):
 
     # -- helpers --------------------------------------------------------------------------------------------
 
+    def _shape_fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether one input's C, H, W fit the engine: its fixed C (and H, W), or the profile's H x W range."""
+        fixed = self.input_shape[1:]
+        if len(shape) != len(fixed) or any(w is not None and w != g for w, g in zip(fixed, shape, strict=True)):
+            return False
+        if self.hw_range is None:
+            return True
+        lo, hi = self.hw_range
+        return all(a <= d <= b for a, d, b in zip(lo, shape[1:], hi, strict=True))
+
+    def validate(self, x: np.ndarray) -> None:
+        super().validate(x)
+        if self.hw_range is not None and not self._shape_fits(tuple(x.shape[1:])):
+            (h0, w0), (h1, w1) = self.hw_range
+            raise UserError(
+                f"input has shape {tuple(x.shape)}; the engine's profile takes H x W from {h0}x{w0} to {h1}x{w1}"
+            )
+
     def _bind(self, rows: int, in_ptr: int, out_ptr: int) -> None:
-        shape = (rows, *self.input_shape[1:])
+        # the full NCHW shape of this run: IExecutionContext::setInputShape takes every dimension, and must lie
+        # inside the profile (NVIDIA/TensorRT samples/common/sampleInference.cpp sets it from the --shapes given)
+        shape = (rows, *self._row_shape)
         _require(
             self.context.set_input_shape(self.input_name, shape),
             f"TensorRT rejected input shape {shape} (profile {self.min_batch}..{self.max_batch})",
@@ -617,8 +644,10 @@ class TensorRTModel(InferenceModel):
                 s = self._stream
                 self._cuda.stream_wait(s, self._done)  # the staging buffers may be in use on a caller's stream
                 self._cuda.htod_async(self._in_ptr, x, s)
+                self._row_shape = tuple(x.shape[1:])
                 self._bind(b, self._in_ptr, self._out_ptrs[self.output_name])
-                self._graphs.run(b, s, self._enqueue)
+                # one CUDA graph per bound shape: a graph replays the shape it was captured with
+                self._graphs.run(b if self.hw_range is None else (b, *x.shape[2:]), s, self._enqueue)
                 self._cuda.dtoh_async(out, self._out_ptrs[self.output_name], s)
                 self._cuda.event_record(self._done, s)
                 self._cuda.stream_sync(s)
@@ -661,8 +690,9 @@ class TensorRTModel(InferenceModel):
         want = _torch_dtype(self.input_dtype)
         if x.dtype != want:
             raise UserError(f"input dtype {x.dtype} does not match the model's {want}")
-        if x.ndim != len(self.input_shape) or tuple(x.shape[1:]) != tuple(self.input_shape[1:]) or x.shape[0] == 0:
+        if x.ndim != len(self.input_shape) or not self._shape_fits(tuple(x.shape[1:])) or x.shape[0] == 0:
             raise UserError(f"input has shape {tuple(x.shape)}; the model takes {self.describe_shape()}")
+        in_row = int(np.prod(x.shape[1:])) * self._in_dtype.itemsize  # this call's H x W (<= the buffers' max)
         with self._lock:
             self._check_open()
             with self._cuda.active():
@@ -688,14 +718,15 @@ class TensorRTModel(InferenceModel):
                     x.shape[0],
                     self.max_batch or x.shape[0],
                     self.min_batch,
-                    (self._in_row, self._out_row),
+                    (in_row, self._out_row),
                     (int(x.data_ptr()), int(out.data_ptr())),
                 )
+                self._row_shape = tuple(x.shape[1:])
                 run_chunks(
                     self._cuda,
                     plan,
                     (int(x.data_ptr()), int(out.data_ptr())),
-                    (self._in_row, self._out_row),
+                    (in_row, self._out_row),
                     (self._in_ptr, self._out_ptrs[self.output_name]),
                     self.min_batch,
                     handle,

@@ -106,8 +106,10 @@ def qdq_conv_graph(channels: int = 8, size: int = 16, classes: int = 5) -> onnx.
     return model
 
 
-def tiny_graph(batch: int | str = "batch", op: str = "Relu") -> onnx.ModelProto:
-    """Conv -> ``op`` -> GAP -> Flatten: builds in a fraction of a second."""
+def tiny_graph(
+    batch: int | str = "batch", op: str = "Relu", hw: tuple[int | str, int | str] = (8, 8)
+) -> onnx.ModelProto:
+    """Conv -> ``op`` -> GAP -> Flatten: builds in a fraction of a second; ``hw`` names for dynamic H and W."""
     w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32) / 27, "w")
     nodes = [
         helper.make_node("Conv", ["input", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
@@ -118,7 +120,7 @@ def tiny_graph(batch: int | str = "batch", op: str = "Relu") -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 8, 8])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, *hw])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 4])],
         [w],
     )
@@ -246,6 +248,26 @@ def test_static_batch_pins_the_profile(tmp_path: Path) -> None:
     # the sidecar records the profile the engine has, not the max batch 8 that was asked for
     options = sc.read(report.sidecar_path)["build_options"]
     assert (options["min_batch"], options["opt_batch"], options["max_batch"]) == (2, 2, 2)
+
+
+def test_dynamic_h_w_gets_the_h_w_profile(tmp_path: Path) -> None:
+    """A graph with dynamic H and W: the profile holds the H x W range with the batch range, as trtexec's
+    --minShapes/--optShapes/--maxShapes set it; without a range, or a range on a fixed-size graph, one line."""
+    dynamic = tiny_graph(hw=("h", "w"))
+    opts = EngineBuildOptions(min_batch=1, opt_batch=2, max_batch=4, hw_profile=((4, 6), (8, 8), (16, 12)))
+    report = build_engine(dynamic, tmp_path / "dyn.engine", opts)
+    assert report.inputs[0]["shape"] == [-1, 3, -1, -1]  # the network TensorRT parsed: H and W dynamic
+    assert report.profile == {"min": [1, 3, 4, 6], "opt": [2, 3, 8, 8], "max": [4, 3, 16, 12]}
+    meta = sc.read(report.sidecar_path)
+    assert (meta["input"]["min_shape"], meta["input"]["max_shape"]) == ([1, 3, 4, 6], [4, 3, 16, 12])
+    assert "hw_profile" not in meta["build_options"]  # the input section holds it, as the engine has it
+    with pytest.raises(UserError, match=r"has dynamic H and W: give their range"):
+        build_engine(dynamic, tmp_path / "x.engine", EngineBuildOptions(max_batch=4))
+    with pytest.raises(UserError, match=r"fixed H x W \[8, 8\]"):
+        build_engine(tiny_graph(), tmp_path / "x.engine", opts)
+    with pytest.raises(UserError, match="H x W profile must satisfy"):
+        EngineBuildOptions(hw_profile=((8, 8), (4, 4), (16, 16))).validate()
+    assert not (tmp_path / "x.engine").exists()
 
 
 def test_the_batch_profile_moves_max_along_and_names_only_what_was_set() -> None:

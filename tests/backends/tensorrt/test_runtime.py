@@ -53,6 +53,33 @@ def test_engine_matches_onnxruntime_on_gpu(
 
 @needs_trt
 @pytest.mark.tensorrt_gpu
+def test_engine_with_an_h_w_range_runs_every_size_in_its_profile(tmp_path: Path, tiny_graph: Any) -> None:
+    """build --min/--max-shapes with another H x W: predict binds each input's full shape (one CUDA graph per
+    shape) and refuses sizes outside the profile; the results match ONNX Runtime at every size."""
+    from onnx import TensorProto, helper
+
+    from resnet_deploy.backends.onnxruntime import OnnxRuntimeModel
+    from resnet_deploy.backends.tensorrt.builder import EngineBuildOptions, build_engine
+    from resnet_deploy.backends.tensorrt.runtime import TensorRTModel
+
+    graph = tiny_graph()
+    graph.graph.input[0].CopyFrom(helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "h", "w"]))
+    opts = EngineBuildOptions(max_batch=4, hw_profile=((4, 4), (8, 8), (16, 16)))
+    report = build_engine(graph, tmp_path / "dyn.engine", opts)
+    reference = OnnxRuntimeModel(graph)
+    rng = np.random.default_rng(0)
+    with TensorRTModel(report.engine_path) as model:
+        assert model.input_shape == (None, 3, None, None) and model.hw_range == ((4, 4), (16, 16))
+        for h, w in ((8, 8), (4, 16), (16, 16), (8, 8)):  # back to 8x8: its CUDA graph replays that shape
+            x = rng.normal(size=(6, 3, h, w)).astype(np.float32)
+            np.testing.assert_allclose(model.predict(x), reference.predict(x), rtol=1e-3, atol=1e-4)
+        for h, w in ((2, 8), (8, 20)):
+            with pytest.raises(UserError, match="profile takes H x W from 4x4 to 16x16"):
+                model.predict(np.zeros((1, 3, h, w), np.float32))
+
+
+@needs_trt
+@pytest.mark.tensorrt_gpu
 def test_torch_cuda_zero_copy_and_async(built: tuple[Path, bytes, bytes], tmp_path: Path, copy_engine: Any) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
