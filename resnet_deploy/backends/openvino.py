@@ -29,6 +29,13 @@ RT_INFO_KEY = "resnet_deploy"  # rt_info section of an IR that holds the ONNX me
 PRECISION_KEY = "graph_precision"  # and, beside them, the source graph's precision (onnx_scan's rule)
 
 
+def openvino_available() -> bool:
+    """Whether the ``openvino`` extra is installed (found, not imported: importing it costs a second)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
 def require_openvino() -> Any:
     """The ``openvino`` module, or a one-line error saying how to install it."""
     try:
