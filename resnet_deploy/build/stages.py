@@ -438,7 +438,7 @@ def cpu_runtime_choice(model: onnx.ModelProto, rounds: int = 5, per_round: int =
     other = "onnxruntime" if choice == "openvino" else "openvino"
     names = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
     how = (
-        "recorded in the graph, so load, infer, eval and bench run it on OpenVINO (--runtime onnxruntime overrides)"
+        "recorded in the graph, so load, infer, eval and bench run it on OpenVINO (runtime=/--runtime overrides)"
         if choice == "openvino"
         else "recorded in the graph; ONNX Runtime runs it by default"
     )

@@ -193,7 +193,9 @@ def test_infer_progress_lines_and_silence_when_piped(
     assert err[-1].startswith("resnet-deploy infer: done in ")
 
 
-def test_infer_names_the_runtime_it_ran_on(fmnist_like: tuple[Path, Path], tmp_path: Path) -> None:
+def test_infer_names_the_runtime_it_ran_on(
+    fmnist_like: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A graph ``build --backend auto`` gave to OpenVINO runs there, and says so; without OpenVINO (made unimportable
     in a fresh interpreter, as on a machine without the extra) it runs on ONNX Runtime with one warning line."""
     import subprocess
@@ -213,6 +215,8 @@ def test_infer_names_the_runtime_it_ran_on(fmnist_like: tuple[Path, Path], tmp_p
         code = f"import sys; {block}from resnet_deploy.cli import main; sys.exit(main({argv!r}))"
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
+    assert main([*argv, "--runtime", "onnxruntime"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"{path} (onnxruntime, fp32)"
     with_ov, without = run(False), run(True)
     assert with_ov.returncode == 0 and with_ov.stderr == "", with_ov.stderr
     assert with_ov.stdout.splitlines()[0] == f"{path} (openvino, fp32)"
