@@ -13,7 +13,7 @@ import onnx
 
 from .backends.loader import ENGINE_SUFFIXES, IR_SUFFIX
 from .errors import UserError
-from .info import METADATA_PREFIX, from_onnx_props
+from .info import METADATA_PREFIX, from_onnx_props, recorded_runtime
 from .onnx_io import STANDARD_DOMAINS, checker_message, graph_precision, info_from_onnx, load_onnx, op_counts
 
 
@@ -130,6 +130,8 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         "parameters": n_params,
         "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
         "qdq_placement": next((p.value for p in model.metadata_props if p.key == "resnet_deploy.qdq_placement"), None),
+        # what build --backend auto measured faster and load runs it on (an unknown value: None, as load ignores it)
+        "runtime": recorded_runtime({p.key: p.value for p in model.metadata_props})[0],
         "batchnorm_nodes": ops.get("BatchNormalization", 0),
         "plugin_nodes": dict(plugins),
         "model_info_error": info_error,
@@ -308,6 +310,8 @@ def format_onnx_summary(d: dict[str, Any]) -> str:
     lines.append(f"batchnorm   {d['batchnorm_nodes']}")
     placement = f" ({d['qdq_placement']} placement)" if d.get("qdq_placement") else ""
     lines.append(f"q/dq nodes  {d['qdq_nodes']}{placement}")
+    if d.get("runtime"):
+        lines.append(f"runtime     {d['runtime']} (measured faster by build --backend auto; load runs it there)")
     plugins = d["plugin_nodes"]
     lines.append("plugins     " + (", ".join(f"{k} {v}" for k, v in plugins.items()) if plugins else "none"))
     lines.append(_model_info_line(d))

@@ -26,6 +26,18 @@ def test_int8_graph_is_described(int8_onnx: Path) -> None:
     assert "q/dq nodes" in text and "(onnxruntime placement)" in text and "checkpoint fmnist_resnet20" in text
 
 
+def test_the_runtime_auto_recorded_is_shown(int8_onnx: Path, tmp_path: Path) -> None:
+    from resnet_deploy.info import RUNTIME_KEY
+    from resnet_deploy.onnx_io import load_onnx, save_onnx, set_metadata
+
+    assert inspect_model(int8_onnx)["runtime"] is None and "\nruntime " not in format_summary(inspect_model(int8_onnx))
+    for value, shown in (("openvino", "openvino"), ("tvm", None)):  # an unknown value is ignored, as load does
+        path = save_onnx(set_metadata(load_onnx(int8_onnx), {RUNTIME_KEY: value}), tmp_path / f"{value}.onnx")
+        d = inspect_model(path)
+        assert d["runtime"] == shown and d["metadata"] == {}
+        assert ("runtime     openvino (measured faster by build --backend auto" in format_summary(d)) == bool(shown)
+
+
 def test_missing_and_non_model_files(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not found"):
         inspect_model(tmp_path / "nothing.onnx")
