@@ -56,6 +56,7 @@ class EvalReport:
     seconds: float = 0.0
     batch_size: int = DEFAULT_BATCH_SIZE
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what loading the models warned about
 
     @property
     def top1(self) -> float:
@@ -101,6 +102,7 @@ class EvalReport:
             "batch_size": self.batch_size,
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
         }
 
     def summary(self) -> str:
@@ -301,7 +303,8 @@ def evaluate_model(
     """``resnet-deploy eval``: load ``model`` (and ``reference``) with :func:`resnet_deploy.load`, evaluate on
     ``data`` (default: the model's own test set when it is a Fashion-MNIST model), and write the JSON report to
     ``output`` when given. ``arch`` is needed only for checkpoints that do not name their architecture;
-    ``runtime`` ("onnxruntime", "openvino") says what runs an ``.onnx`` ``model``."""
+    ``runtime`` ("onnxruntime", "openvino") says what runs an ``.onnx`` ``model`` (default: what the graph's
+    ``build --backend auto`` recorded, else ONNX Runtime)."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
@@ -328,6 +331,8 @@ def evaluate_model(
         if reference is not None:
             ref_model = load(reference, arch=reference_arch)
         report = evaluate(loaded, dataset, reference=ref_model, batch_size=batch_size, limit=limit, progress=progress)
+        # e.g. a graph auto measured faster on OpenVINO, running on ONNX Runtime as OpenVINO is not installed
+        report.warnings = [str(w) for m in (loaded, ref_model) for w in getattr(m, "warnings", [])]
     finally:
         loaded.close()
         if ref_model is not None:

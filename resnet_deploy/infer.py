@@ -238,11 +238,13 @@ def infer(
     batch_size: int = DEFAULT_BATCH_SIZE,
     labels: str | Path | None = None,
     progress: Callable[[str, str], None] | None = None,
+    runtime: str | None = None,
 ) -> Predictions:
     """Load ``model``, run it on the inputs (``batch_size`` at a time), optionally save the logits (atomically)
     to ``save_logits``. ``labels`` (a file, one class name per line) names the classes instead of the model's
     own names (any model: a foreign engine or graph has none). ``progress(stage, detail)``: ``load``, then
-    ``infer`` after each batch."""
+    ``infer`` after each batch. ``runtime`` ("onnxruntime", "openvino") runs an ``.onnx`` there (default: what
+    its ``build --backend auto`` recorded, else ONNX Runtime)."""
     # Everything checkable without the model is checked first: loading an engine or a big graph takes seconds.
     if (npy is None) == (not images):
         raise UserError("give either an .npy input or image files (one of them)")
@@ -259,7 +261,7 @@ def infer(
     array = load_npy(npy) if npy is not None else None
     say = progress or (lambda stage, detail: None)
     say("load", f"loading {Path(model).name}")
-    m = load(model, arch=arch, input_size=input_size)
+    m = load(model, arch=arch, input_size=input_size, runtime=runtime)
     try:
         preds = predict(
             m,

@@ -158,6 +158,27 @@ def from_onnx_props(props: Mapping[str, str], source: str = "ONNX metadata") -> 
     return ModelInfo.from_metadata(meta, source) if "arch" in meta else None
 
 
+#: The CPU runtimes that run an ``.onnx`` (``load(..., runtime=...)``, ``--runtime`` of eval and bench).
+CPU_RUNTIMES = ("onnxruntime", "openvino")
+#: The runtime ``build --backend auto`` measured faster on the graph, recorded beside precision and placement.
+RUNTIME_KEY = METADATA_PREFIX + "runtime"
+
+
+def recorded_runtime(props: Mapping[str, str], source: str = "ONNX metadata") -> tuple[str | None, str | None]:
+    """(runtime, warning): the runtime :data:`RUNTIME_KEY` names in ONNX ``metadata_props``, one of
+    :data:`CPU_RUNTIMES`, or None when absent. Any other value (from a newer resnet-deploy, or edited) is ignored
+    with a one-line warning rather than refused: the graph itself is sound and the default runtime runs it."""
+    value = props.get(RUNTIME_KEY)
+    if value is None:
+        return None, None
+    if value in CPU_RUNTIMES:
+        return value, None
+    return None, (
+        f"{source}: {RUNTIME_KEY} {_short(value)} is not a runtime resnet-deploy knows "
+        f"({', '.join(CPU_RUNTIMES)}); ignored"
+    )
+
+
 # ------------------------------------------------------------------------------------------------ engine sidecar
 
 

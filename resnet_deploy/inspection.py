@@ -1,4 +1,5 @@
-"""``resnet-deploy inspect``: what is inside an ONNX model or a TensorRT engine, as data and as text."""
+"""``resnet-deploy inspect``: what is inside an ONNX model, an OpenVINO IR or a TensorRT engine, as data and as
+text."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 
 import onnx
 
-from .backends.loader import ENGINE_SUFFIXES
+from .backends.loader import ENGINE_SUFFIXES, IR_SUFFIX
 from .errors import UserError
-from .info import METADATA_PREFIX
+from .info import METADATA_PREFIX, from_onnx_props, recorded_runtime
 from .onnx_io import STANDARD_DOMAINS, checker_message, graph_precision, info_from_onnx, load_onnx, op_counts
 
 
@@ -129,6 +130,8 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         "parameters": n_params,
         "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
         "qdq_placement": next((p.value for p in model.metadata_props if p.key == "resnet_deploy.qdq_placement"), None),
+        # what build --backend auto measured faster and load runs it on (an unknown value: None, as load ignores it)
+        "runtime": recorded_runtime({p.key: p.value for p in model.metadata_props})[0],
         "batchnorm_nodes": ops.get("BatchNormalization", 0),
         "plugin_nodes": dict(plugins),
         "model_info_error": info_error,
@@ -183,12 +186,95 @@ def _engine_common(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: OpenVINO element type names -> ONNX's, so IR, ONNX and engine descriptions spell a dtype the same way.
+_OV_DTYPES = {
+    "f32": "float", "f16": "float16", "bf16": "bfloat16", "f64": "double", "i8": "int8", "u8": "uint8",
+    "i16": "int16", "u16": "uint16", "i32": "int32", "u32": "uint32", "i64": "int64", "u64": "uint64",
+    "boolean": "bool", "i4": "int4", "u4": "uint4", "f8e4m3": "float8e4m3fn", "f8e5m2": "float8e5m2",
+}  # fmt: skip
+#: Constant types that are quantized weights (OpenVINO keeps them compressed and decompresses with a Convert).
+_QUANTIZED_TYPES = ("i8", "u8", "i4", "u4")
+_GRAPH_ENDS = ("Parameter", "Result")  # the IR's inputs and outputs, which ONNX does not count as nodes
+
+
+def _ov_io(port: Any) -> dict[str, Any]:
+    """An IR input/output in the ONNX form: a static dim as an int, a dynamic one (bounded or not) as None."""
+    shape = port.get_partial_shape()
+    dims = [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else []
+    name = port.get_any_name() if port.get_names() else port.get_node().get_friendly_name()
+    dtype = port.get_element_type().get_type_name()
+    return {"name": name, "shape": dims, "dtype": _OV_DTYPES.get(dtype, dtype)}
+
+
+def ir_precision(ops: list[Any]) -> str:
+    """'int8' for an IR holding FakeQuantize or quantized (int8/uint8/int4) weights decompressed by a Convert,
+    'fp16' with float16 constants, else 'fp32' -- what the IR holds, whatever its metadata says."""
+    if any(op.get_type_name() == "FakeQuantize" for op in ops):
+        return "int8"
+    consts = [op for op in ops if op.get_type_name() == "Constant"]
+    for op in consts:
+        if op.get_element_type().get_type_name() in _QUANTIZED_TYPES and any(
+            t.get_node().get_type_name() == "Convert" for t in op.output(0).get_target_inputs()
+        ):
+            return "int8"
+    return "fp16" if any(op.get_element_type().get_type_name() == "f16" for op in consts) else "fp32"
+
+
+def inspect_ir(path: str | Path) -> dict[str, Any]:
+    """Describe an OpenVINO IR (``.xml`` + ``.bin``, as ``build -o M.xml`` writes): I/O, precision from its ops, our
+    metadata from its ``rt_info``, op counts, weights. Read with OpenVINO's ``Core.read_model`` through
+    :func:`~resnet_deploy.backends.openvino.read_ir` (files checked first; nothing compiled)."""
+    from .backends.openvino import PRECISION_KEY, ir_metadata, read_ir, require_openvino
+
+    ov = require_openvino()
+    ir = read_ir(path)
+    model = ir.model
+    ops = list(model.get_ordered_ops())
+    counts = Counter(op.get_type_name() for op in ops if op.get_type_name() not in (*_GRAPH_ENDS, "Constant"))
+    consts = [op for op in ops if op.get_type_name() == "Constant"]
+    props = ir_metadata(model)
+    try:
+        info = from_onnx_props(props, f"{ir.xml} (IR metadata)")
+        info_dict: dict[str, Any] | None = None if info is None else asdict(info)
+        info_error = None
+    except UserError as exc:
+        info_dict, info_error = None, str(exc)
+    quantized = sum(op.get_element_type().get_type_name() in _QUANTIZED_TYPES for op in consts)
+    return {
+        "schema": SCHEMA,
+        "format": "openvino-ir",
+        "path": str(ir.xml),
+        "size_bytes": ir.xml_bytes + ir.weights_bytes,  # the model on disk: the .xml and its .bin
+        "precision": ir_precision(ops),
+        "inputs": [_ov_io(p) for p in model.inputs],
+        "outputs": [_ov_io(p) for p in model.outputs],
+        "model_info": info_dict,
+        "xml_bytes": ir.xml_bytes,
+        "weights_path": str(ir.weights),
+        "weights_bytes": ir.weights_bytes,
+        "ir_version": ir.version,
+        "openvino": ov.get_version(),
+        "name": model.get_friendly_name(),
+        "nodes": sum(counts.values()),
+        "op_counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "constants": len(consts),
+        "fake_quantize_nodes": counts.get("FakeQuantize", 0),
+        "quantized_constants": quantized,
+        "recorded_precision": props.get(PRECISION_KEY),  # what build wrote: the precision of the source graph
+        "qdq_placement": props.get(METADATA_PREFIX + "qdq_placement"),
+        "model_info_error": info_error,
+        "metadata": {k: v for k, v in props.items() if not k.startswith(METADATA_PREFIX) and k != PRECISION_KEY},
+    }
+
+
 def inspect_model(path: str | Path) -> dict[str, Any]:
-    """:func:`inspect_onnx` for ONNX files; the TensorRT engine inspection for .engine/.plan files. Both start
-    with the same :data:`COMMON_KEYS`."""
+    """:func:`inspect_onnx` for ONNX files, :func:`inspect_ir` for OpenVINO IR (``.xml``), the TensorRT engine
+    inspection for .engine/.plan files. All start with the same :data:`COMMON_KEYS`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found" if not path.exists() else f"{path} is not a file")
+    if path.suffix.lower() == IR_SUFFIX:
+        return inspect_ir(path)
     if path.suffix.lower() in ENGINE_SUFFIXES:
         from .backends.tensorrt.engine_inspector import inspect_engine
 
@@ -224,37 +310,67 @@ def format_onnx_summary(d: dict[str, Any]) -> str:
     lines.append(f"batchnorm   {d['batchnorm_nodes']}")
     placement = f" ({d['qdq_placement']} placement)" if d.get("qdq_placement") else ""
     lines.append(f"q/dq nodes  {d['qdq_nodes']}{placement}")
+    if d.get("runtime"):
+        lines.append(f"runtime     {d['runtime']} (measured faster by build --backend auto; load runs it there)")
     plugins = d["plugin_nodes"]
     lines.append("plugins     " + (", ".join(f"{k} {v}" for k, v in plugins.items()) if plugins else "none"))
+    lines.append(_model_info_line(d))
+    for k, v in d["metadata"].items():
+        lines.append(f"metadata    {k} = {v if len(v) <= 100 else v[:97] + '...'}")
+    return "\n".join(lines)
+
+
+def _model_info_line(d: dict[str, Any]) -> str:
     info = d["model_info"]
-    if info is not None:
-        desc = f"{info['arch']}, {info['num_classes']} classes, input {info['in_channels']}x{info['input_size']}x"
-        desc += f"{info['input_size']}"
-        shape = d["inputs"][0]["shape"] if len(d["inputs"]) == 1 else []
-        if len(shape) == 4 and not all(isinstance(x, int) for x in shape[2:]):
-            desc += " (the opt size images are resized to; the graph's H and W are dynamic)"
-        if info.get("mean") is not None:
-            desc += f", normalisation in graph (mean {info['mean']}, std {info['std']})"
-        if info.get("dataset"):
-            desc += f", trained on {info['dataset']}"
-        if info.get("top1") is not None:
-            desc += f" (top-1 {info['top1']:.2f} %)"
-        if info.get("name"):
-            desc += f", checkpoint {info['name']}"
-        lines.append(f"model info  {desc}")
-    elif d["model_info_error"]:
-        lines.append(f"model info  unreadable: {d['model_info_error']}")
-    else:
-        lines.append("model info  none (not exported by resnet-deploy)")
+    if info is None:
+        if d.get("model_info_error"):
+            return f"model info  unreadable: {d['model_info_error']}"
+        return "model info  none (not exported by resnet-deploy)"
+    desc = f"{info['arch']}, {info['num_classes']} classes, input {info['in_channels']}x{info['input_size']}x"
+    desc += f"{info['input_size']}"
+    shape = d["inputs"][0]["shape"] if len(d["inputs"]) == 1 else []
+    if len(shape) == 4 and not all(isinstance(x, int) for x in shape[2:]):
+        desc += " (the opt size images are resized to; the graph's H and W are dynamic)"
+    if info.get("mean") is not None:
+        desc += f", normalisation in graph (mean {info['mean']}, std {info['std']})"
+    if info.get("dataset"):
+        desc += f", trained on {info['dataset']}"
+    if info.get("top1") is not None:
+        desc += f" (top-1 {info['top1']:.2f} %)"
+    if info.get("name"):
+        desc += f", checkpoint {info['name']}"
+    return f"model info  {desc}"
+
+
+def format_ir_summary(d: dict[str, Any]) -> str:
+    """Human-readable form of :func:`inspect_ir`'s result."""
+    recorded = d.get("recorded_precision")
+    placement = f", {d['qdq_placement']} Q/DQ placement" if d.get("qdq_placement") else ""
+    lines = [
+        f"model       {d['path']} (OpenVINO IR v{d['ir_version']}, {d['xml_bytes'] / 1e6:.2f} MB)",
+        f"weights     {d['weights_path']} ({d['weights_bytes'] / 1e6:.2f} MB; {d['constants']} constants, "
+        f"{d['quantized_constants']} of them quantized)",
+        f"read by     OpenVINO {d['openvino']}",
+        f"precision   {d['precision']}" + (f" (source graph {recorded}{placement})" if recorded else ""),
+    ]
+    for v in d["inputs"]:
+        lines.append(f"input       {v['name']} {v['dtype']} {_shape(v['shape'])}")
+    for v in d["outputs"]:
+        lines.append(f"output      {v['name']} {v['dtype']} {_shape(v['shape'])}")
+    lines.append(f"nodes       {d['nodes']}: " + ", ".join(f"{k} {v}" for k, v in d["op_counts"].items()))
+    lines.append(f"fakequant   {d['fake_quantize_nodes']}")
+    lines.append(_model_info_line(d))
     for k, v in d["metadata"].items():
         lines.append(f"metadata    {k} = {v if len(v) <= 100 else v[:97] + '...'}")
     return "\n".join(lines)
 
 
 def format_summary(result: dict[str, Any], max_layers: int = 0) -> str:
-    """The text form of :func:`inspect_model`'s result, for ONNX models and engines alike."""
+    """The text form of :func:`inspect_model`'s result, for ONNX models, OpenVINO IR and engines alike."""
     if result.get("format") == "onnx":
         return format_onnx_summary(result)
+    if result.get("format") == "openvino-ir":
+        return format_ir_summary(result)
     from .backends.tensorrt.engine_inspector import format_engine_summary
 
     return format_engine_summary({**result, "outputs": result.get("engine_outputs") or []}, max_layers=max_layers)

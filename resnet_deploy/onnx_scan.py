@@ -14,8 +14,10 @@ so a model's weights are never copied.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ._io import check_input_file
 from .errors import UserError
@@ -204,3 +206,50 @@ def read_model_file(path: str | Path) -> bytes:
     if size == 0 or size > MAX_ONNX_BYTES:
         raise UserError(f"{path} is not an ONNX model (size {size} bytes)")
     return path.read_bytes()
+
+
+def _file_varint(f: BinaryIO) -> int:
+    result = shift = 0
+    while True:
+        b = f.read(1)
+        if not b or shift > 63:
+            raise _Bad("truncated varint")
+        result |= (b[0] & 0x7F) << shift
+        if not b[0] & 0x80:
+            return result
+        shift += 7
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, read from the model's top-level fields alone: the graph (the
+    weights) is skipped by seeking past it, so choosing a runtime before loading costs a few reads, not a second
+    pass over the file. Empty when the file does not parse that far: the full :func:`scan` that loading does then
+    refuses it with the reason."""
+    path = check_input_file(path, "ONNX model")
+    meta: dict[str, str] = {}
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_ONNX_BYTES:
+                return {}
+            while f.tell() < size:
+                key = _file_varint(f)
+                number, wire = key >> 3, key & 7
+                if number == 0:
+                    raise _Bad("field number 0")
+                if wire == 0:
+                    _file_varint(f)
+                    continue
+                skip = {1: 8, 5: 4}.get(wire)
+                if wire == 2:
+                    skip = _file_varint(f)
+                if skip is None or f.tell() + skip > size:
+                    raise _Bad("unsupported wire type or truncated field")
+                if number != 14:
+                    f.seek(skip, os.SEEK_CUR)
+                    continue
+                entry = dict((n, _text(v)) for n, _, v in _fields(memoryview(f.read(skip))) if n in (1, 2))
+                meta[entry.get(1, "")] = entry.get(2, "")
+    except (_Bad, OSError):
+        return {}
+    return meta

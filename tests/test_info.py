@@ -107,3 +107,17 @@ def test_sidecar_model_sections_are_validated_too() -> None:
     sections["model"]["num_classes"] = 10**12
     with pytest.raises(UserError, match="engine sidecar: num_classes 1000000000000 is out of range"):
         from_sidecar(sections)
+
+
+def test_recorded_runtime_is_one_we_know_or_ignored_with_a_warning() -> None:
+    from resnet_deploy.info import RUNTIME_KEY, recorded_runtime
+
+    assert RUNTIME_KEY == METADATA_PREFIX + "runtime"
+    assert recorded_runtime({}) == (None, None)
+    assert recorded_runtime({RUNTIME_KEY: "openvino"}) == ("openvino", None)
+    assert recorded_runtime({RUNTIME_KEY: "onnxruntime"}) == ("onnxruntime", None)
+    for value in ("tvm", "OpenVINO", "", "x" * 10_000):
+        runtime, warning = recorded_runtime({RUNTIME_KEY: value}, "m.onnx")
+        assert runtime is None and warning is not None
+        assert warning.startswith("m.onnx: resnet_deploy.runtime ") and warning.endswith("ignored")
+        assert len(warning) < 200 and "\n" not in warning  # an edited value is quoted, shortened, on one line

@@ -125,3 +125,29 @@ def test_nesting_beyond_the_limit_is_refused() -> None:
     model = helper.make_model(graph)
     with pytest.raises(UserError, match="nested deeper"):
         scan(model.SerializeToString())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_read_metadata_gives_scans_metadata_without_reading_the_graph(precision: str, built: dict[str, Path]) -> None:
+    from resnet_deploy.onnx_scan import read_metadata
+
+    path = built[precision]
+    assert read_metadata(path) == scan(path.read_bytes()).metadata == metadata(onnx.load(str(path)))
+    assert read_metadata(path)["resnet_deploy.precision"] == precision
+
+
+def test_read_metadata_of_a_broken_file_is_empty(tmp_path: Path) -> None:
+    """Not its job to refuse: the full scan that loading does afterwards says why, in one line."""
+    from resnet_deploy.onnx_scan import read_metadata
+
+    good = _model([helper.make_node("Identity", ["x"], ["y"])])
+    onnx.helper.set_model_props(good, {"resnet_deploy.runtime": "openvino"})
+    data = good.SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    assert read_metadata(path) == {"resnet_deploy.runtime": "openvino"}
+    for bad in (data[:-3], b"\x00garbage", b"\xff" * 16, b"", b"\x72\xff\xff\xff\xff\x0f"):  # last: 4 GB field
+        path.write_bytes(bad)
+        assert read_metadata(path) == {}
+    with pytest.raises(UserError, match="not found"):
+        read_metadata(tmp_path / "missing.onnx")

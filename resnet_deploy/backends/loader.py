@@ -1,24 +1,29 @@
 """``resnet_deploy.load``: one call from a model file or bundled name to a ready :class:`InferenceModel`.
 
-The backend follows from the file: ONNX Runtime for ``.onnx`` (OpenVINO with ``runtime="openvino"``), OpenVINO for
-IR ``.xml``, TensorRT for engines, PyTorch eager for checkpoints and bundled checkpoint names. Each backend module
+The backend follows from the file: for ``.onnx``, the runtime ``build --backend auto`` recorded in the graph
+(:data:`~resnet_deploy.info.RUNTIME_KEY`), else ONNX Runtime, ``runtime=`` overriding both; OpenVINO for IR
+``.xml``, TensorRT for engines, PyTorch eager for checkpoints and bundled checkpoint names. Each backend module
 is imported only when its kind of model is loaded, so loading an ``.onnx`` never imports PyTorch or TensorRT.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..info import CPU_RUNTIMES, recorded_runtime
 from ..models.bundled import bundled_checkpoints
+from ..onnx_scan import read_metadata
 from .base import InferenceModel
+from .openvino import openvino_available
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 IR_SUFFIX = ".xml"
 #: what runs an ``.onnx``: ``load(..., runtime=...)``, ``--runtime`` of eval and bench
-RUNTIMES = ("onnxruntime", "openvino")
+RUNTIMES = CPU_RUNTIMES
 
 _OPTIONS = {
     "onnx": {"providers", "threads", "optimization", "spinning", "runtime"},
@@ -78,12 +83,14 @@ def model_files(spec: str | Path, flag: str = "MODEL") -> dict[str, Path]:
 
 
 def load(spec: str | Path, **options: Any) -> InferenceModel:
-    """Load a model for inference: an ``.onnx`` file (ONNX Runtime), a TensorRT engine (``.engine``/``.plan``/
-    ``.trt``), or a PyTorch checkpoint file or bundled checkpoint name (PyTorch eager, e.g. ``"fmnist_resnet20"``).
+    """Load a model for inference: an ``.onnx`` file (ONNX Runtime or OpenVINO), an OpenVINO IR (``.xml``), a
+    TensorRT engine (``.engine``/``.plan``/``.trt``), or a PyTorch checkpoint file or bundled checkpoint name
+    (PyTorch eager, e.g. ``"fmnist_resnet20"``).
 
-    Options by kind -- ONNX: ``runtime`` ("onnxruntime", the default, or "openvino"), ``threads`` (default: the
-    cores this process may use), and for ONNX Runtime ``providers``, ``optimization`` ("all", "basic", "none"),
-    ``spinning`` (False). OpenVINO IR: ``threads``. Engine:
+    Options by kind -- ONNX: ``runtime`` ("onnxruntime" or "openvino"; default: the one ``build --backend auto``
+    recorded in the graph, else ONNX Runtime, with a warning when that was OpenVINO and it is not installed),
+    ``threads`` (default: the cores this process may use), and for ONNX Runtime ``providers``, ``optimization``
+    ("all", "basic", "none"), ``spinning`` (False). OpenVINO IR: ``threads``. Engine:
     ``device`` (int), ``cuda_graphs`` (bool), ``sidecar`` (path; default ``<engine>.json``). Checkpoint: ``arch``
     (for files that do not name it), ``input_size``, ``device`` ("cpu", "cuda"), ``half``. Anything wrong -- a
     missing file, an option for another kind, an engine this machine cannot run or that does not match its
@@ -98,7 +105,39 @@ def load(spec: str | Path, **options: Any) -> InferenceModel:
             raise UserError(f"{as_flags} applies to PyTorch checkpoints, not to {spec}")
         raise UserError(f"unknown option(s) {flags} for {_WHAT[kind]} (allowed: {', '.join(sorted(_OPTIONS[kind]))})")
     given = {k: v for k, v in options.items() if v is not None}
-    runtime = given.pop("runtime", "openvino" if kind == "ir" else "onnxruntime")
+    notes: list[str] = []
+    runtime = given.pop("runtime", None)
+    if runtime is None:
+        runtime = "openvino" if kind == "ir" else "onnxruntime"
+        if kind == "onnx":
+            runtime, notes = onnx_runtime(Path(spec), given)
+    model = _load(spec, kind, runtime, given)
+    if notes:
+        # the CLI shows a model's ``warnings`` (infer, bench, eval); a Python caller gets them as warnings too
+        model.warnings = [*getattr(model, "warnings", []), *notes]  # type: ignore[attr-defined]
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+    return model
+
+
+def onnx_runtime(path: Path, options: dict[str, Any]) -> tuple[str, list[str]]:
+    """(runtime, warnings) for an ``.onnx`` loaded without ``runtime=``: the one ``build --backend auto`` measured
+    faster and recorded in the graph, when it can run here. OpenVINO not installed, or options only ONNX Runtime
+    takes (``providers``, ``optimization``, ``spinning``), keep ONNX Runtime; the first says so in one line."""
+    recorded, warning = recorded_runtime(read_metadata(path), f"{path} (ONNX metadata)")
+    notes = [warning] if warning else []
+    if recorded != "openvino" or set(options) - _OPTIONS_OPENVINO:
+        return "onnxruntime", notes
+    if not openvino_available():
+        notes.append(
+            f"{path} was measured faster on OpenVINO by build --backend auto, but OpenVINO is not installed "
+            "(pip install 'resnet-deploy[openvino]'): running it on ONNX Runtime"
+        )
+        return "onnxruntime", notes
+    return "openvino", notes
+
+
+def _load(spec: str | Path, kind: str, runtime: str, given: dict[str, Any]) -> InferenceModel:
     if kind in ("onnx", "ir") and runtime not in RUNTIMES:
         raise UserError(f"unknown runtime '{runtime}' (choose {' or '.join(RUNTIMES)})")
     if kind == "ir" and runtime != "openvino":

@@ -10,14 +10,17 @@ onnx.
 from __future__ import annotations
 
 import io
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._io import check_input_file
 from ..errors import UserError
 from ..info import ModelInfo, from_onnx_props
-from ..onnx_scan import read_model_file, scan
+from ..onnx_scan import MAX_ONNX_BYTES, read_model_file, scan
 from .base import InferenceModel
 from .cpus import cpu_budget
 
@@ -27,6 +30,13 @@ if TYPE_CHECKING:
 IR_SUFFIX = ".xml"
 RT_INFO_KEY = "resnet_deploy"  # rt_info section of an IR that holds the ONNX metadata_props
 PRECISION_KEY = "graph_precision"  # and, beside them, the source graph's precision (onnx_scan's rule)
+
+
+def openvino_available() -> bool:
+    """Whether the ``openvino`` extra is installed (found, not imported: importing it costs a second)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def require_openvino() -> Any:
@@ -43,7 +53,66 @@ def ir_weights(xml: Path) -> Path:
     return xml.with_suffix(".bin")
 
 
-def _ir_metadata(model: Any) -> dict[str, str]:
+#: An IR's .xml holds the graph only (ResNet-152 INT8: a few MB); its weights are in the .bin, bounded as ONNX is.
+MAX_IR_XML_BYTES = 256 * 1024**2
+MAX_IR_BIN_BYTES = MAX_ONNX_BYTES
+#: What an IR's .xml starts with (IR v10/v11: ``<?xml ...?>``, then ``<net name=".." version="11">``).
+#: A comment's body cannot hold "-->", so each prefix matches one way only: ``<!--.*?-->`` would backtrack
+#: exponentially over a run of comments not followed by ``<net``.
+_IR_HEAD = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--(?:[^-]|-(?!->))*-->\s*)*<net\b([^>]*)>")
+_IR_VERSION = re.compile(rb"\bversion\s*=\s*[\"'](\d{1,4})[\"']")
+
+
+@dataclass
+class IrFile:
+    """An OpenVINO IR read by :func:`read_ir`: the model and what its files hold."""
+
+    model: Any  # openvino.Model
+    xml: Path
+    weights: Path
+    version: int  # the IR format version of ``<net version=..>`` (OpenVINO writes 11)
+    xml_bytes: int
+    weights_bytes: int
+
+
+def read_ir(xml: str | Path, core: Any = None) -> IrFile:
+    """Read an untrusted IR with OpenVINO's own ``Core.read_model``, after checking what the files claim: the .xml a
+    regular file whose root element is ``<net version="N">`` (no DTD or entities, which an IR never holds), its
+    ``.bin`` beside it, both within bounds. Both files are read once here and handed to OpenVINO as a string and a
+    tensor, so what was checked is what it parses; a .bin too short for the weights the .xml names is OpenVINO's
+    "Incorrect weights in bin file" check. Nothing is compiled or run. Every failure is one line."""
+    ov = require_openvino()
+    xml = check_input_file(xml, "OpenVINO IR")
+    weights = ir_weights(xml)
+    if not weights.exists():
+        raise UserError(f"{xml}: OpenVINO IR needs its weights file {weights} beside it")
+    check_input_file(weights, "OpenVINO IR weights")
+    xml_size, bin_size = xml.stat().st_size, weights.stat().st_size
+    if xml_size > MAX_IR_XML_BYTES or bin_size > MAX_IR_BIN_BYTES:
+        raise UserError(f"{xml}: IR of {xml_size:,} + {bin_size:,} bytes is larger than resnet-deploy reads")
+    data = xml.read_bytes()
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise UserError(f"{xml}: a DTD or entity declaration has no place in OpenVINO IR; refused")
+    head = _IR_HEAD.match(data[:65536])
+    if head is None:
+        raise UserError(f"{xml} is not OpenVINO IR (its root element is not <net>)")
+    version = _IR_VERSION.search(head.group(1))
+    if version is None:
+        raise UserError(f"{xml} is not OpenVINO IR (<net> names no IR version)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{xml} is not OpenVINO IR (not UTF-8 text)") from None
+    blob = np.fromfile(weights, dtype=np.uint8)
+    try:
+        model = (core or ov.Core()).read_model(text, ov.Tensor(blob))
+    except Exception as exc:  # RuntimeError whose last line says why ("Incorrect weights in bin file!")
+        raise UserError(f"OpenVINO cannot read {xml}: {_last_line(exc)}") from None
+    return IrFile(model, xml, weights, int(version.group(1)), xml_size, bin_size)
+
+
+def ir_metadata(model: Any) -> dict[str, str]:
+    """The ONNX ``metadata_props`` that ``build -o M.xml`` kept in the IR's ``rt_info`` (empty for a foreign IR)."""
     if not model.has_rt_info([RT_INFO_KEY]):
         return {}
     section = model.get_rt_info([RT_INFO_KEY])
@@ -65,7 +134,7 @@ class OpenVinoModel(InferenceModel):
         path: Path | None = None
         props: dict[str, str] = {}
         precision = "fp32"
-        source: Any  # what OpenVINO reads: the ONNX bytes we checked (no second open of the file), or an IR path
+        source: Any = None  # what OpenVINO reads of an ONNX graph: the bytes we checked (no second open of the file)
         if not isinstance(model, str | Path):
             from ..onnx_io import check_no_external_data, graph_precision
 
@@ -80,20 +149,18 @@ class OpenVinoModel(InferenceModel):
                 data = read_model_file(path)
                 facts = scan(data, str(path))  # refuses non-ONNX and external data before OpenVINO sees them
                 props, precision, source = dict(facts.metadata), facts.precision, io.BytesIO(data)
-            elif suffix == IR_SUFFIX:
-                if not ir_weights(path).is_file():
-                    raise UserError(f"{path}: OpenVINO IR needs its weights file {ir_weights(path)} beside it")
-                source = str(path)
-            else:
+            elif suffix != IR_SUFFIX:
                 raise UserError(f"{path}: OpenVINO runs .onnx or IR (.xml), not {suffix or 'a file without suffix'}")
         core = ov.Core()
-        try:
-            ov_model = core.read_model(source)
-        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line frontend text
-            raise UserError(f"OpenVINO cannot read {what}: {_one_line(exc)}") from None
-        if suffix == IR_SUFFIX:
-            props = _ir_metadata(ov_model)
+        if source is None and path is not None:  # an IR: its files checked and read by read_ir
+            ov_model = read_ir(path, core).model
+            props = ir_metadata(ov_model)
             precision = props.pop(PRECISION_KEY, "fp32")
+        else:
+            try:
+                ov_model = core.read_model(source)
+            except Exception as exc:  # OpenVINO raises RuntimeError with multi-line frontend text
+                raise UserError(f"OpenVINO cannot read {what}: {_one_line(exc)}") from None
         if len(ov_model.inputs) != 1 or len(ov_model.outputs) < 1:
             raise UserError(f"expected a model with one input, got {len(ov_model.inputs)} inputs")
         self.threads = threads or cpu_budget().threads
@@ -141,3 +208,9 @@ class OpenVinoModel(InferenceModel):
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:400] or type(exc).__name__
+
+
+def _last_line(exc: BaseException) -> str:
+    """The reason in OpenVINO's message, which leads with the C++ source locations it passed through."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:400] if lines else type(exc).__name__

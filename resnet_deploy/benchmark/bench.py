@@ -88,7 +88,8 @@ def bench(
     """Measure ``models`` (paths or bundled names) as ``config`` says, with same-weights baselines when asked.
 
     Ctrl-C ends the run early: the result is then marked ``interrupted`` and holds the batch sizes that finished
-    (the files are written either way). ``runtime`` ("onnxruntime", "openvino") runs every ``.onnx`` MODEL.
+    (the files are written either way). ``runtime`` ("onnxruntime", "openvino") runs every ``.onnx`` MODEL; left
+    None, each runs on what its ``build --backend auto`` recorded, else ONNX Runtime (:func:`resnet_deploy.load`).
     """
     outputs = outputs or BenchOutputs()
     config.validate()

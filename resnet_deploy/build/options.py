@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import check_no_collisions, check_writable
+from ..backends.openvino import openvino_available
 from ..backends.tensorrt.builder import EngineBuildOptions
 from ..errors import UserError
 from ..models.bundled import bundled_checkpoints
@@ -152,13 +153,6 @@ def validate(options: BuildOptions) -> None:
         raise UserError("--plugin-impl only applies to --residual-fusion plugin or auto")
     if options.int8.max_accuracy_drop is not None and not 0 <= options.int8.max_accuracy_drop <= 100:
         raise UserError(f"--max-accuracy-drop must be between 0 and 100 points, got {options.int8.max_accuracy_drop}")
-
-
-def openvino_available() -> bool:
-    """Whether the ``openvino`` extra is installed (found, not imported: importing it costs a second)."""
-    import importlib.util
-
-    return importlib.util.find_spec("openvino") is not None
 
 
 def resolve_backend(options: BuildOptions) -> tuple[str, str | None]:

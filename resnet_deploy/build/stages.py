@@ -17,8 +17,9 @@ import onnx
 
 from .._io import atomic_write_bytes
 from .._version import __version__
+from ..backends.openvino import openvino_available
 from ..errors import UserError
-from ..info import ModelInfo
+from ..info import RUNTIME_KEY, ModelInfo
 from ..models.bundled import bundled_checkpoints
 from ..onnx_io import QDQ_OPS, check_finite_weights, info_from_onnx, load_onnx, set_info, set_metadata
 from ..passes import Pass, PassReport, run_passes
@@ -30,7 +31,6 @@ from .options import (
     SHAPE_FLAGS,
     SYNTHETIC,
     BuildOptions,
-    openvino_available,
     parse_shape,
 )
 from .result import BuildResult
@@ -491,7 +491,11 @@ def cpu_runtime_choice(model: onnx.ModelProto, rounds: int = 5, per_round: int =
     choice = min(median, key=lambda k: median[k])
     other = "onnxruntime" if choice == "openvino" else "openvino"
     names = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
-    how = "run it with --runtime openvino" if choice == "openvino" else "ONNX Runtime runs it by default"
+    how = (
+        "recorded in the graph, so load, infer, eval and bench run it on OpenVINO (runtime=/--runtime overrides)"
+        if choice == "openvino"
+        else "recorded in the graph; ONNX Runtime runs it by default"
+    )
     note = (
         f"auto: {names[choice]}, measured faster on this machine at batch 1 (median {median[choice]:.2f} ms vs "
         f"{names[other]} {median[other]:.2f} ms, {rounds * per_round} runs each, interleaved); {how}"
@@ -509,7 +513,8 @@ def backend_build(
         choice, note = cpu_runtime_choice(model)
         result.backend = choice
         result.notes.append(note)
-        return model
+        # the choice travels with the graph: resnet_deploy.load runs it on the runtime named here
+        return set_metadata(model, {RUNTIME_KEY: choice})
     if backend == "onnxruntime":
         say("verify", "loading the result in ONNX Runtime")
         from ..backends.onnxruntime import OnnxRuntimeModel

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--runtime",
         choices=("onnxruntime", "openvino"),
         default=None,
-        help="what runs each .onnx MODEL (default onnxruntime)",
+        help="what runs each .onnx MODEL (default: the runtime build --backend auto recorded in it, else onnxruntime)",
     )
     p.add_argument("--data", default=None, metavar="SPEC", help="also measure accuracy, e.g. fashion-mnist:test")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="accuracy on the first N images only")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 MODEL_HELP = "a PyTorch checkpoint (path or bundled name), an .onnx file, or a TensorRT engine"
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--runtime",
         choices=("onnxruntime", "openvino"),
         default=None,
-        help="what runs an .onnx MODEL (default onnxruntime)",
+        help="what runs an .onnx MODEL (default: the runtime build --backend auto recorded in it, else onnxruntime)",
     )
     p.add_argument("--batch-size", type=int, default=256, metavar="B", help="images per inference call (default 256)")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate N images only (a class-spread subset of folders)")
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         output=args.output,
         runtime=args.runtime,
     )
+    for warning in report.warnings:  # on stderr, so a piped report stays clean
+        print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--save-logits", metavar="OUT.npy", help="write the (N, classes) float32 logits here")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line (default: the model's own, if any)")
+    p.add_argument(
+        "--runtime",
+        choices=("onnxruntime", "openvino"),
+        default=None,
+        help="what runs an .onnx MODEL (default: the runtime build --backend auto recorded in it, else onnxruntime)",
+    )
     add_progress_option(p)
     p.set_defaults(func=run, intermixed="images")
 
@@ -59,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             labels=args.labels,
             progress=progress,
+            runtime=args.runtime,
         )
     for warning in preds.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)

@@ -96,3 +96,61 @@ def test_load_engine(tmp_path: Path) -> None:
         assert model.backend == "tensorrt" and model.max_batch == 4
         x = np.ones((9, 3, 8, 8), np.float32)
         np.testing.assert_allclose(model.predict(x), resnet_deploy.load(onnx_path).predict(x), rtol=1e-3)
+
+
+def _tiny_with_runtime(path: Path, runtime: str) -> Path:
+    """tiny_graph carrying the runtime ``build --backend auto`` records (any value, for the validation)."""
+    from resnet_deploy.info import RUNTIME_KEY
+    from resnet_deploy.onnx_io import set_metadata
+
+    path.write_bytes(set_metadata(tiny_graph(), {RUNTIME_KEY: runtime}).SerializeToString())
+    return path
+
+
+def test_load_follows_the_recorded_runtime_and_runtime_wins(tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    path = _tiny_with_runtime(tmp_path / "auto.onnx", "openvino")
+    x = np.ones((2, 3, 8, 8), np.float32)
+    model = resnet_deploy.load(path, threads=1)
+    assert model.backend == "openvino" and getattr(model, "warnings", []) == []
+    ort = resnet_deploy.load(path, runtime="onnxruntime")
+    assert ort.backend == "onnxruntime"
+    np.testing.assert_allclose(model.predict(x), ort.predict(x), rtol=1e-5)
+    # options only ONNX Runtime takes name it as plainly as runtime= does
+    assert resnet_deploy.load(path, spinning=True).backend == "onnxruntime"
+    assert resnet_deploy.load(_tiny_with_runtime(tmp_path / "ort.onnx", "onnxruntime")).backend == "onnxruntime"
+    assert resnet_deploy.load(_tiny_with_runtime(tmp_path / "ort.onnx", "onnxruntime"), runtime="openvino").backend == (
+        "openvino"
+    )
+
+
+def test_an_unknown_recorded_runtime_is_ignored_with_one_warning(tmp_path: Path) -> None:
+    path = _tiny_with_runtime(tmp_path / "odd.onnx", "tvm-9000")
+    with pytest.warns(UserWarning, match="resnet_deploy.runtime 'tvm-9000' is not a runtime resnet-deploy knows"):
+        model = resnet_deploy.load(path)
+    assert model.backend == "onnxruntime"
+    assert len(model.warnings) == 1 and "ignored" in model.warnings[0]  # type: ignore[attr-defined]
+
+
+def test_without_openvino_a_graph_auto_gave_to_openvino_runs_on_onnxruntime(tmp_path: Path) -> None:
+    """OpenVINO made unimportable in a fresh interpreter, as on a machine without the extra."""
+    import json
+    import subprocess
+    import sys
+
+    path = _tiny_with_runtime(tmp_path / "auto.onnx", "openvino")
+    code = (
+        "import sys, json, warnings\n"
+        "sys.modules['openvino'] = None\n"
+        "import resnet_deploy\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    m = resnet_deploy.load({str(path)!r})\n"
+        "print(json.dumps([m.backend, m.warnings, [str(w.message) for w in caught]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    backend, warnings, caught = json.loads(done.stdout.strip().splitlines()[-1])
+    assert backend == "onnxruntime" and warnings == caught and len(warnings) == 1
+    assert "OpenVINO is not installed" in warnings[0] and "resnet-deploy[openvino]" in warnings[0]
+    assert "\n" not in warnings[0]

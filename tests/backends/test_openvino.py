@@ -80,10 +80,17 @@ def test_bad_requests_are_one_line_errors(graphs: dict[str, Path], tmp_path: Pat
     with pytest.raises(UserError, match="weights file"):
         load(lonely)
     junk = tmp_path / "junk.xml"
-    junk.write_text("<net><broken")
     junk.with_suffix(".bin").write_bytes(b"")
-    with pytest.raises(UserError, match="OpenVINO cannot read"):
-        load(junk)
+    for text, match in (
+        ("<net><broken", "names no IR version"),  # refused before OpenVINO sees it
+        ("<html><body>not IR</body></html>", "root element is not <net>"),
+        ('<?xml version="1.0"?><!DOCTYPE net [<!ENTITY a "aaaa">]><net version="11">&a;</net>', "DTD or entity"),
+        ('<net name="m" version="11"><layers><layer id="0" type="Nope"', "OpenVINO cannot read"),  # OpenVINO's own
+        ("<!-- -->" * 5000 + "<html>", "root element is not <net>"),  # at once: the header check cannot backtrack
+    ):
+        junk.write_text(text)
+        with pytest.raises(UserError, match=match):
+            load(junk)
     with pytest.raises(UserError, match="not an ONNX model"):
         (tmp_path / "junk.onnx").write_bytes(b"junk")
         load(tmp_path / "junk.onnx", runtime="openvino")

@@ -247,13 +247,28 @@ def test_auto_backend_without_gpu_picks_onnxruntime(ckpt: Path, tmp_path: Path) 
     if not openvino_available():
         assert r.backend == "onnxruntime"
         return
-    # with OpenVINO installed both runtimes were timed on the graph; which one won depends on the machine
+    # with OpenVINO installed both runtimes were timed on the graph; which one won depends on the machine, so this
+    # checks that note, metadata and what load() picks all agree, whichever it was
+    import resnet_deploy
+    from resnet_deploy.info import RUNTIME_KEY
+    from resnet_deploy.onnx_io import load_onnx, metadata
+
     assert r.backend in ("onnxruntime", "openvino")
-    assert any(n.startswith("auto: ") and "measured faster on this machine" in n for n in r.notes)
+    names = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+    (note,) = [n for n in r.notes if "measured faster on this machine" in n]
+    assert note.startswith(f"auto: {names[r.backend]}, measured faster") and "recorded in the graph" in note
+    if r.backend == "openvino":
+        assert "load, infer, eval and bench run it on OpenVINO" in note
+    auto = load_onnx(tmp_path / "m.onnx")
+    assert metadata(auto)[RUNTIME_KEY] == r.backend
+    loaded = resnet_deploy.load(tmp_path / "m.onnx")
+    assert loaded.backend == r.backend and getattr(loaded, "warnings", []) == []
+    assert resnet_deploy.load(tmp_path / "m.onnx", runtime="onnxruntime").backend == "onnxruntime"
+    # the recorded choice is all that differs from a plain build, which records none
     plain = build(BuildOptions(output=tmp_path / "plain.onnx", weights=ckpt))
-    assert (tmp_path / "m.onnx").read_bytes() == (
-        tmp_path / "plain.onnx"
-    ).read_bytes() and plain.backend == "onnxruntime"
+    assert plain.backend == "onnxruntime" and RUNTIME_KEY not in metadata(load_onnx(tmp_path / "plain.onnx"))
+    onnx.helper.set_model_props(auto, {k: v for k, v in metadata(auto).items() if k != RUNTIME_KEY})
+    assert auto.SerializeToString() == (tmp_path / "plain.onnx").read_bytes()
     with pytest.raises(UserError, match="needs --backend openvino"):
         build(BuildOptions(output=tmp_path / "m.xml", weights=ckpt, backend="onnxruntime"))
 

@@ -221,3 +221,22 @@ def test_runtime_openvino_measures_the_onnx_beside_an_onnxruntime_baseline(
     # the report says how many threads the CPU runtimes got, and why
     assert data["machine"]["threads_used"] >= 1 and "affinity mask" in data["machine"]["cpu_budget"]
     assert data["machine"]["onnxruntime_spinning"] is False
+
+
+def test_bench_runs_each_graph_where_auto_recorded_unless_runtime_says(r20: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from resnet_deploy.info import RUNTIME_KEY
+    from resnet_deploy.onnx_io import load_onnx, set_metadata
+
+    onnx_path, _ = r20
+    auto = save_onnx(set_metadata(load_onnx(onnx_path), {RUNTIME_KEY: "openvino"}), tmp_path / "auto.onnx")
+    base = ["--duration", "0.1", "--warmup", "10", "--min-iterations", "2", "--quiet"]
+    out = tmp_path / "b.json"
+    assert main(["bench", str(auto), str(onnx_path), *base, "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["backend"], r["model"].split()[-1]) for r in rows] == [
+        ("openvino", "openvino"),  # the row and its label name the runtime that ran
+        ("onnxruntime", "onnxruntime"),
+    ]
+    assert main(["bench", str(auto), *base, "--runtime", "onnxruntime", "-o", str(out)]) == 0
+    assert [r["backend"] for r in json.loads(out.read_text())["results"]] == ["onnxruntime"]

@@ -160,3 +160,25 @@ def test_runtime_openvino_runs_the_onnx_on_openvino(tmp_path: Path, capsys: pyte
     # a checkpoint has no runtime to choose: one line, exit 2
     assert main(["eval", "fmnist_resnet20", "--runtime", "openvino", "--limit", "10"]) == 2
     assert "runtime" in capsys.readouterr().err
+
+
+def test_eval_runs_a_graph_on_the_runtime_auto_recorded_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from resnet_deploy.info import RUNTIME_KEY
+    from resnet_deploy.onnx_io import load_onnx, save_onnx, set_metadata
+
+    path = constant_onnx(tmp_path / "c2.onnx", 2)
+    save_onnx(set_metadata(load_onnx(path), {RUNTIME_KEY: "openvino"}), path)
+    data = npz(tmp_path / "d.npz", [2, 2, 1, 0])
+    assert main(["eval", str(path), "--data", str(data), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "c2.onnx (openvino, fp32)" and out["top1"] == 50.0 and out["warnings"] == []
+    assert main(["eval", str(path), "--data", str(data), "--runtime", "onnxruntime"]) == 0
+    assert "model    c2.onnx (onnxruntime, fp32)" in capsys.readouterr().out
+    save_onnx(set_metadata(load_onnx(path), {RUNTIME_KEY: "tvm"}), path)  # validated: ignored, with one warning
+    assert main(["eval", str(path), "--data", str(data)]) == 0
+    out, err = capsys.readouterr()
+    assert "model    c2.onnx (onnxruntime, fp32)" in out
+    assert err.startswith("WARNING: ") and "resnet_deploy.runtime 'tvm'" in err and len(err.splitlines()) == 1

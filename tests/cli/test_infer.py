@@ -191,3 +191,36 @@ def test_infer_progress_lines_and_silence_when_piped(
     assert err[0].startswith("resnet-deploy infer: [load] loading ")
     assert err[1].startswith("resnet-deploy infer: [infer] 2 of 5 inputs")
     assert err[-1].startswith("resnet-deploy infer: done in ")
+
+
+def test_infer_names_the_runtime_it_ran_on(
+    fmnist_like: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A graph ``build --backend auto`` gave to OpenVINO runs there, and says so; without OpenVINO (made unimportable
+    in a fresh interpreter, as on a machine without the extra) it runs on ONNX Runtime with one warning line."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from resnet_deploy.info import RUNTIME_KEY
+    from resnet_deploy.onnx_io import load_onnx, save_onnx, set_metadata
+
+    _, onnx_path = fmnist_like
+    path = save_onnx(set_metadata(load_onnx(onnx_path), {RUNTIME_KEY: "openvino"}), tmp_path / "auto.onnx")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32))
+    argv = ["infer", str(path), "--input", str(tmp_path / "x.npy"), "--top-k", "1"]
+
+    def run(block_openvino: bool) -> subprocess.CompletedProcess[str]:
+        block = "sys.modules['openvino'] = None; " if block_openvino else ""
+        code = f"import sys; {block}from resnet_deploy.cli import main; sys.exit(main({argv!r}))"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    assert main([*argv, "--runtime", "onnxruntime"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"{path} (onnxruntime, fp32)"
+    with_ov, without = run(False), run(True)
+    assert with_ov.returncode == 0 and with_ov.stderr == "", with_ov.stderr
+    assert with_ov.stdout.splitlines()[0] == f"{path} (openvino, fp32)"
+    assert without.returncode == 0, without.stderr
+    assert without.stdout.splitlines()[0] == f"{path} (onnxruntime, fp32)"
+    (line,) = without.stderr.splitlines()
+    assert line.startswith("WARNING: ") and "OpenVINO is not installed" in line and "resnet-deploy[openvino]" in line

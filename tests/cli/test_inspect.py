@@ -122,3 +122,58 @@ def test_inspect_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["inspect", str(report.engine_path), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["format"] == "engine" and d["integrity"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def ir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fmnist_resnet20 FP32 as OpenVINO IR, written by ``build -o M.xml``."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    xml = tmp_path_factory.mktemp("ir") / "m.xml"
+    assert main(["build", "-o", str(xml), "--progress", "none"]) == 0
+    return xml
+
+
+def test_inspect_ir(ir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["inspect", str(ir), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["format"] == "openvino-ir" and d["precision"] == "fp32" and d["model_info"]["name"] == "fmnist_resnet20"
+    assert d["inputs"] == [{"name": "input", "shape": [None, 1, 28, 28], "dtype": "float"}]
+    assert d["weights_bytes"] == ir.with_suffix(".bin").stat().st_size
+    assert main(["inspect", str(ir)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"model       {ir} (OpenVINO IR v11") and f"weights     {ir.with_suffix('.bin')}" in text
+    assert "output      logits float (?, 10)" in text and "Convolution 19" in text
+
+
+def test_inspect_ir_bad_files(ir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fails_cleanly: Any) -> None:
+    """Untrusted IR: a missing or short .bin, an .xml that is not IR or does not parse -- one line each."""
+    xml_text, weights = ir.read_bytes(), ir.with_suffix(".bin").read_bytes()
+
+    def case(name: str, xml: bytes, bin_data: bytes | None, match: str) -> None:
+        (tmp_path / f"{name}.xml").write_bytes(xml)
+        if bin_data is not None:
+            (tmp_path / f"{name}.bin").write_bytes(bin_data)
+        fails_cleanly(capsys, ["inspect", str(tmp_path / f"{name}.xml")], match)
+
+    case("lonely", xml_text, None, "needs its weights file")
+    case("short", xml_text, weights[: len(weights) // 2], "Incorrect weights in bin file")
+    case("cut", xml_text[: len(xml_text) // 2], weights, "OpenVINO cannot read")
+    case("html", b"<html><body>hello</body></html>", weights, "is not OpenVINO IR")
+    case("binary", b"\x00\xff" * 64, weights, "is not OpenVINO IR")
+    case("protobuf", b"\x08\x08\x12\x0dresnet-deploy:\x02\x10\x11", weights, "is not OpenVINO IR")  # an ONNX
+    (tmp_path / "dir.bin").mkdir()
+    case("dir", xml_text, None, "is a directory")
+
+
+def test_inspect_ir_without_openvino_names_the_extra(ir: Path) -> None:
+    """OpenVINO made unimportable in a fresh interpreter, as on a machine without the extra."""
+    import subprocess
+    import sys
+
+    argv = ["inspect", str(ir)]
+    code = f"import sys; sys.modules['openvino'] = None; from resnet_deploy.cli import main; sys.exit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("resnet-deploy inspect: error: ") and "pip install 'resnet-deploy[openvino]'" in line
