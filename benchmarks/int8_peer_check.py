@@ -5,9 +5,11 @@ INT8 in the same run. One interleaved run per cell (run_cpu_benchmarks.py) canno
 the graphs run the same kernels and a single run's medians differ by a few percent either way. So per cell (model,
 batch, threads) this script
 
-- measures, ``--repeats`` times, one short interleaved run of: ours INT8 on ONNX Runtime, ours INT8 on OpenVINO,
-  a second, independently compiled copy of ours INT8 on OpenVINO (the A/A control: the same file twice, so its
-  ratio shows what the run's noise alone does), ORT ``quantize_static`` on ONNX Runtime and NNCF on OpenVINO;
+- measures, ``--repeats`` times, one short interleaved run (each repeat rotating the order) of: ours INT8 on ONNX
+  Runtime (``build --precision int8``), ours INT8 on OpenVINO (``build --backend openvino``: the openvino Q/DQ
+  placement, from the same calibration cache), a second, independently compiled copy of ours INT8 on OpenVINO (the A/A
+  control: the same file twice, so its ratio shows what the run's noise alone does), ORT ``quantize_static`` on
+  ONNX Runtime and NNCF on OpenVINO;
 - reports per repeat the ratio fastest ours / fastest peer, and over the repeats its median, range and how often
   ours was ahead, beside the A/A ratio's range;
 - records what each runtime actually executes: OpenVINO's compiled runtime graph (layer type, kernel, precision
@@ -50,8 +52,8 @@ MODELS = ("resnet18", "resnet50")
 #: label -> (runtime, file key in the work folder, ours?)
 CANDIDATES = {
     "ours int8 onnxruntime": ("onnxruntime", "int8", True),
-    "ours int8 openvino": ("openvino", "int8", True),
-    "ours int8 openvino (A/A copy)": ("openvino", "int8", None),  # the control: neither ours nor peer
+    "ours int8 openvino": ("openvino", "int8_openvino", True),
+    "ours int8 openvino (A/A copy)": ("openvino", "int8_openvino", None),  # the control: neither ours nor peer
     "ORT quantize_static on onnxruntime": ("onnxruntime", "ortq_u8", False),
     "NNCF on openvino": ("openvino", "nncf", False),
 }
@@ -62,11 +64,28 @@ def say(msg: str) -> None:
 
 
 def graph_files(work: Path, name: str) -> dict[str, Path]:
-    return {key: work / f"{name}_{key}.onnx" for key in ("int8", "ortq_u8", "nncf")}
+    """Ours for ONNX Runtime (``int8``) and for OpenVINO (``int8_openvino``), the two peers."""
+    return {key: work / f"{name}_{key}.onnx" for key in ("int8", "int8_openvino", "ortq_u8", "nncf")}
+
+
+def build_openvino_int8(work: Path, name: str) -> Path:
+    """``build --backend openvino --precision int8`` of the run's FP32 graph from the calibration cache the ONNX
+    Runtime build wrote (one calibration for both; run_cpu_benchmarks.py's synthetic images)."""
+    from resnet_deploy.build import BuildOptions, build
+
+    out = work / f"{name}_int8_openvino.onnx"
+    opts = BuildOptions(output=out, onnx=work / f"{name}_fp32.onnx", precision="int8", backend="openvino")
+    opts.int8.cache_path = work / f"{name}_calib.json"
+    if not opts.int8.cache_path.exists():
+        opts.calib_data = "synthetic"
+    say(f"build {name} int8 for OpenVINO")
+    build(opts)
+    return out
 
 
 def openvino_program(path: Path, threads: int) -> Counter[str]:
-    """What OpenVINO's CPU plugin runs for ``path``: one count per (layer type, kernel, runtime precision)."""
+    """What OpenVINO's CPU plugin runs for ``path``: one count per (layer type, kernel, runtime precision -> output
+    precision)."""
     import openvino as ov
 
     compiled = ov.Core().compile_model(
@@ -77,7 +96,8 @@ def openvino_program(path: Path, threads: int) -> Counter[str]:
         info = op.get_rt_info()
         layer = info["layerType"].astype(str)
         if layer != "Const":
-            counts[f"{layer} {info['primitiveType'].astype(str)} {info['runtimePrecision'].astype(str)}"] += 1
+            kernel, prec = info["primitiveType"].astype(str), info["runtimePrecision"].astype(str)
+            counts[f"{layer} {kernel} {prec}->{info['outputPrecisions'].astype(str)}"] += 1
     return counts
 
 
@@ -99,8 +119,9 @@ def onnxruntime_program(path: Path, threads: int) -> Counter[str]:
 def programs(files: dict[str, Path]) -> dict[str, Any]:
     """Ours vs the peer on each runtime: the executed programs and whether they are the same."""
     out: dict[str, Any] = {}
-    for runtime, peer, fn in (("openvino", "nncf", openvino_program), ("onnxruntime", "ortq_u8", onnxruntime_program)):
-        ours_p, peer_p = fn(files["int8"], 1), fn(files[peer], 1)
+    for runtime, ours, peer, fn in (("openvino", "int8_openvino", "nncf", openvino_program),
+                                    ("onnxruntime", "int8", "ortq_u8", onnxruntime_program)):  # fmt: skip
+        ours_p, peer_p = fn(files[ours], 1), fn(files[peer], 1)
         diff = {k: [ours_p.get(k, 0), peer_p.get(k, 0)] for k in sorted(set(ours_p) | set(peer_p))
                 if ours_p.get(k, 0) != peer_p.get(k, 0)}  # fmt: skip
         out[runtime] = {"ours": dict(ours_p.most_common()), "peer": dict(peer_p.most_common()), "identical":
@@ -133,7 +154,10 @@ def measure_cell(files: dict[str, Path], batch: int, threads: int, cfg: BenchCon
     runs: list[dict[str, float]] = []
     try:
         for i in range(repeats):
-            report = run_benchmark(targets, dataclasses.replace(cfg, batches=[batch], threads=threads))
+            # each repeat starts the round-robin at the next target, so no graph always runs after the same one
+            k = i % len(targets)
+            order = targets[k:] + targets[:k]
+            report = run_benchmark(order, dataclasses.replace(cfg, batches=[batch], threads=threads))
             med = {r["model"]: float(r["latency_ms"]["median"]) for r in report.results}
             runs.append(med)
             say(f"  repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
@@ -170,9 +194,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"Method: per cell, {result['repeats']} interleaved runs (each: warm-up {result['config']['warmup_ms']:.0f} "
         f"ms, then >= {result['config']['min_iterations']} iterations and >= {result['config']['duration_s']} s per "
-        "graph, round-robin chunks); ratio = fastest ours / fastest peer within each run; A/A = ours on OpenVINO "
-        "against a second compiled copy of the same file (what noise alone does). MET: median ratio <= 1.00; TIE: "
-        "above 1.00 by no more than the A/A spread; NOT MET: beyond it.",
+        "graph, round-robin chunks, the order rotated by one graph per repeat); ratio = fastest ours / fastest peer "
+        "within each run; A/A = ours on OpenVINO against a second compiled copy of the same file (what noise alone "
+        "does). MET: median ratio <= 1.00; TIE: above 1.00 by no more than the A/A spread; NOT MET: beyond it.",
         "",
         "| model | batch | threads | ours ORT ms | ours OpenVINO ms | ORT quantize_static ms | NNCF/OpenVINO ms | "
         "ratio median (min..max) | ours ahead | A/A (min..max) | verdict |",
@@ -226,10 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     names = [n for n in args.models.split(",") if n]
-    missing = [n for n in names if not all(p.exists() for p in graph_files(args.work, n).values())]
+    missing = [n for n in names if not all(p.exists() for k, p in graph_files(args.work, n).items()
+                                           if k != "int8_openvino")]  # fmt: skip
     if missing:
         say(f"building {', '.join(missing)} into {args.work} (run_cpu_benchmarks.py --build-only --reuse)")
         load_cpu_script().main(["--work", str(args.work), "--build-only", "--reuse", "--only", ",".join(missing)])
+    for n in names:
+        if not graph_files(args.work, n)["int8_openvino"].exists():
+            build_openvino_int8(args.work, n)
     cfg = BenchConfig(duration_s=args.duration, min_iterations=args.min_iterations, rounds=3)
     cfg.validate()
     result: dict[str, Any] = {

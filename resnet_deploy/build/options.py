@@ -19,7 +19,7 @@ BACKENDS = ("onnxruntime", "openvino", "tensorrt", "auto")
 #: the Q/DQ placement each backend gets by default. OpenVINO reads the ONNX Runtime placement as it is and runs every
 #: convolution of it as u8 int8 kernels (issue 17: all 53 of ResNet-50 as jit_avx2_I8), so both CPU runtimes share
 #: one graph and one calibration.
-DEFAULT_PLACEMENT = {"onnxruntime": "onnxruntime", "openvino": "onnxruntime", "tensorrt": "tensorrt"}
+DEFAULT_PLACEMENT = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 OPENVINO_SUFFIXES = (".onnx", ".xml")
 RESIDUAL_FUSION = ("native", "plugin", "auto")
 DEFAULT_CHECKPOINT = "fmnist_resnet20"
@@ -142,7 +142,7 @@ def validate(options: BuildOptions) -> None:
     if int8_given and options.precision != "int8":
         raise UserError(f"{int8_given[0]} only applies to --precision int8")
     if options.int8.placement is not None and options.int8.placement not in PLACEMENTS:
-        raise UserError(f"unknown Q/DQ placement '{options.int8.placement}' (choose {' or '.join(PLACEMENTS)})")
+        raise UserError(f"unknown Q/DQ placement '{options.int8.placement}' (choose from {', '.join(PLACEMENTS)})")
     if options.calib_samples < 1:
         raise UserError(f"--calib-samples must be at least 1, got {options.calib_samples}")
     if options.eval_samples < 1:
@@ -208,9 +208,10 @@ def check_outputs(options: BuildOptions, backend: str) -> Path:
             f"-o {out} names an ONNX file, but {given} writes an engine (TensorRT: .engine/.plan): rename it, drop "
             "--backend, or use --emit-onnx for the ONNX"
         )
-    if backend == "tensorrt" and options.int8.placement == "onnxruntime":
+    if backend == "tensorrt" and options.int8.placement in ("onnxruntime", "openvino"):
         raise UserError(
-            "--qdq-placement onnxruntime does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it for engines"
+            f"--qdq-placement {options.int8.placement} does not parse in TensorRT (uint8 Q/DQ, int32 biases): drop it "
+            "for engines"
         )
     if backend == "tensorrt" and options.engine.timing_cache is not None:
         from ..backends.tensorrt.builder import check_timing_cache_path

@@ -440,8 +440,8 @@ def residual_fusion(
         result.reports.append(rep)
         if not rep.changes.get("fused"):
             why = ""
-            if result.int8 is not None and result.int8.placement == "onnxruntime":
-                why = " (the ONNX Runtime INT8 placement folds each ReLU into a uint8 QuantizeLinear)"
+            if result.int8 is not None and result.int8.placement in ("onnxruntime", "openvino"):
+                why = f" (the {result.int8.placement} INT8 placement folds each ReLU into a uint8 QuantizeLinear)"
             result.warnings.append(f"--residual-fusion plugin found no residual Add+ReLU to rewrite{why}")
     result.residual_fusion = record
     return model

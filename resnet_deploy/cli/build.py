@@ -59,11 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q = p.add_argument_group("INT8")
     q.add_argument(
         "--qdq-placement",
-        choices=("tensorrt", "onnxruntime"),
+        choices=("tensorrt", "onnxruntime", "openvino"),
         help=(
-            "where Q/DQ goes (default: the backend's own, tensorrt or onnxruntime): 'onnxruntime' runs int8 kernels "
-            "on ONNX Runtime but does not parse in TensorRT; 'tensorrt' follows TensorRT's fusion rules and also "
-            "runs (slower) on ONNX Runtime"
+            "where Q/DQ goes (default: the backend's own, tensorrt, onnxruntime or openvino): 'onnxruntime' runs int8 "
+            "kernels on ONNX Runtime but does not parse in TensorRT; 'openvino' is the same with signed tensors in "
+            "int8 (what OpenVINO compiles for NNCF's graphs); 'tensorrt' follows TensorRT's fusion rules and also "
+            "runs (slower) on CPUs"
         ),
     )
     q.add_argument(

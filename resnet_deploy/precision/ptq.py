@@ -52,8 +52,9 @@ class Int8Options:
     #: static batch
     batch_size: int | None = None
     max_accuracy_drop: float | None = None
-    #: Q/DQ placement (:mod:`.placement`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime) or "onnxruntime"
-    #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it); None: "tensorrt" here, the backend's own in build
+    #: Q/DQ placement (:mod:`.placement`): "tensorrt" (parses in TensorRT, also runs on ONNX Runtime), "onnxruntime"
+    #: (int8 kernels on ONNX Runtime; TensorRT cannot parse it) or "openvino" (the same, signed tensors in int8);
+    #: None: "tensorrt" here, the backend's own in build
     placement: str | None = None
     #: dtype of layers kept out of int8 by ``max_accuracy_drop``; None: fp16 for TensorRT, fp32 for ONNX Runtime
     keep_dtype: str | None = None

@@ -17,8 +17,9 @@ from ...errors import UserError
 INT8_MAX = 127  # symmetric int8: [-127, 127], zero point 0
 UINT8_MAX = 255
 UINT8_MIDPOINT = 128  # the zero point that makes uint8 symmetric around 0
-#: "int8": symmetric, zero point 0; "uint8": zero point 0 for tensors that cannot be negative, 128 for the others
-ACTIVATION_DTYPES = ("int8", "uint8")
+#: "int8": symmetric, zero point 0; "uint8": zero point 0 for tensors that cannot be negative, 128 for the others;
+#: "int8+uint8": uint8 for tensors that cannot be negative, int8 for the others, zero point 0 both
+ACTIVATION_DTYPES = ("int8", "uint8", "int8+uint8")
 
 _FLOAT32 = np.finfo(np.float32)
 MIN_SCALE = float(np.sqrt(_FLOAT32.tiny))  # ~1.08e-19: the product of two such scales is still a normal float32
@@ -53,7 +54,7 @@ def activation_encoding(
     if dtype not in ACTIVATION_DTYPES:
         raise ValueError(f"unknown activation dtype '{dtype}' (choose from {', '.join(ACTIVATION_DTYPES)})")
     amax = check_range(amax, tensor)
-    if dtype == "int8":
+    if dtype == "int8" or (dtype == "int8+uint8" and not unsigned):
         return np.array(amax / INT8_MAX, np.float32), np.array(0, np.int8)
     if unsigned:
         return np.array(amax / UINT8_MAX, np.float32), np.array(0, np.uint8)

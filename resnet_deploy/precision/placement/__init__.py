@@ -2,9 +2,10 @@
 op's quantizer in its ``registry.py``). Each module applies per-op rules found through its own table:
 
 * :mod:`.tensorrt`: NVIDIA's explicit-quantization rules for ResNets, for engines;
-* :mod:`.onnxruntime`: the groups ONNX Runtime fuses into int8 kernels, for ``--backend onnxruntime``.
+* :mod:`.onnxruntime`: the groups ONNX Runtime fuses into int8 kernels, for ``--backend onnxruntime``;
+* :mod:`.openvino`: the same sites with signed tensors in int8, the program OpenVINO compiles for NNCF's graphs.
 
-Both place from the same calibration (:func:`resnet_deploy.precision.ptq.calibrate_for_placements`). The plan they
+All place from the same calibration (:func:`resnet_deploy.precision.ptq.calibrate_for_placements`). The plan they
 return is inserted by :func:`resnet_deploy.passes.qdq.insert_qdq`.
 """
 
@@ -18,13 +19,15 @@ from ...errors import UserError
 from ...passes.qdq import QuantPlan
 from .common import conv_depth
 from .onnxruntime import plan_onnxruntime
+from .openvino import plan_openvino
 from .tensorrt import plan_tensorrt
 
 #: a placement: the plan of a named float32 graph
 Planner = Callable[[onnx.ModelProto], QuantPlan]
 
 # The order is the calibration tensors' order, which the calibration cache's fingerprint records.
-PLANNERS: dict[str, Planner] = {"tensorrt": plan_tensorrt, "onnxruntime": plan_onnxruntime}
+# openvino plans the onnxruntime placement's tensors, so it adds none and existing caches stay valid.
+PLANNERS: dict[str, Planner] = {"tensorrt": plan_tensorrt, "onnxruntime": plan_onnxruntime, "openvino": plan_openvino}
 PLACEMENTS = tuple(PLANNERS)
 
 

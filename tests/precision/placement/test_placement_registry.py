@@ -1,4 +1,4 @@
-"""The placement registry: every backend's planner by name, the checks every placement shares, and what the two
+"""The placement registry: every backend's planner by name, the checks every placement shares, and what the
 placements agree on."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from resnet_deploy.precision.placement import PLACEMENTS, PLANNERS, plan_placeme
 
 
 def test_registry_names_both_backends_in_calibration_order() -> None:
-    assert PLACEMENTS == ("tensorrt", "onnxruntime") == tuple(PLANNERS)
+    assert PLACEMENTS == ("tensorrt", "onnxruntime", "openvino") == tuple(PLANNERS)
 
 
 def test_each_plan_says_its_placement_and_encoding(resnet20_fp32: onnx.ModelProto) -> None:
@@ -22,6 +22,7 @@ def test_each_plan_says_its_placement_and_encoding(resnet20_fp32: onnx.ModelProt
     assert {p: (plan.placement, plan.activation_dtype) for p, plan in plans.items()} == {
         "tensorrt": ("tensorrt", "int8"),
         "onnxruntime": ("onnxruntime", "uint8"),
+        "openvino": ("openvino", "int8+uint8"),
     }
 
 
@@ -35,8 +36,8 @@ def test_both_placements_quantize_the_same_layers(resnet20_fp32: onnx.ModelProto
 
 def test_refusals(resnet20_fp32: onnx.ModelProto) -> None:
     named = name_nodes(resnet20_fp32)
-    with pytest.raises(UserError, match="unknown Q/DQ placement 'openvino'"):
-        plan_qdq(named, "openvino")
+    with pytest.raises(UserError, match="unknown Q/DQ placement 'coreml'"):
+        plan_qdq(named, "coreml")
     unnamed = onnx.ModelProto.FromString(named.SerializeToString())
     unnamed.graph.node[3].name = ""
     with pytest.raises(ValueError, match="needs named nodes"):
