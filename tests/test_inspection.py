@@ -113,9 +113,7 @@ def test_ir_is_described_with_the_onnx_schema(precision: str, irs: dict[str, Pat
 def test_int8_ir_precision_comes_from_what_it_holds(irs: dict[str, Path]) -> None:
     """FakeQuantize and int8 weights in the INT8 IR, none in the FP32 one; our metadata read back beside them."""
     fp32, int8 = inspect_model(irs["fp32"]), inspect_model(irs["int8"])
-    assert (
-        int8["fake_quantize_nodes"] > 0 and int8["quantized_constants"] > 0 and int8["qdq_placement"] == "onnxruntime"
-    )
+    assert int8["fake_quantize_nodes"] > 0 and int8["quantized_constants"] > 0 and int8["qdq_placement"] == "openvino"
     assert fp32["fake_quantize_nodes"] == fp32["quantized_constants"] == 0 and fp32["qdq_placement"] is None
     assert int8["weights_bytes"] < fp32["weights_bytes"]  # int8 weights: a quarter of the float ones and scales
     assert int8["metadata"] == fp32["metadata"] == {}  # every key of ours is in model_info, precision, placement

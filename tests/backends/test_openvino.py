@@ -42,11 +42,11 @@ def test_fp32_onnx_on_openvino_matches_onnxruntime(graphs: dict[str, Path]) -> N
     np.testing.assert_allclose(ov.predict(x), ort.predict(x), rtol=1e-4, atol=1e-4)
 
 
-def test_int8_graph_is_our_onnxruntime_placement_and_runs(graphs: dict[str, Path]) -> None:
+def test_int8_graph_is_our_openvino_placement_and_runs(graphs: dict[str, Path]) -> None:
     from resnet_deploy.onnx_io import load_onnx
 
     meta = {p.key: p.value for p in load_onnx(graphs["int8"], check=False).metadata_props}
-    assert meta["resnet_deploy.qdq_placement"] == "onnxruntime"
+    assert meta["resnet_deploy.qdq_placement"] == "openvino"
     model = load(graphs["int8"], runtime="openvino")
     assert model.precision == "int8"
     x = np.random.default_rng(1).random((300, 1, 28, 28), dtype=np.float32)

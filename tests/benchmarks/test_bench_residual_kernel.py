@@ -3,7 +3,6 @@ measured nothing. (Its GPU path is exercised only by running it on a GPU.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from ._scripts import load_script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_residual_kernel.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_residual_kernel", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_residual_kernel")
 
 
 def test_arguments(bench: ModuleType) -> None:

@@ -14,6 +14,8 @@ from types import ModuleType
 
 import pytest
 
+from ._scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "run_device_checks.sh"
 CHECKS = ROOT / "benchmarks" / "device_checks.py"
@@ -21,12 +23,7 @@ CHECKS = ROOT / "benchmarks" / "device_checks.py"
 
 @pytest.fixture(scope="module")
 def checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("device_checks", CHECKS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("device_checks")
 
 
 def test_the_shell_script_parses() -> None:

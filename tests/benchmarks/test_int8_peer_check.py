@@ -4,24 +4,19 @@ is only in the cpu-peers extra)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "int8_peer_check.py"
+from ._scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
     pytest.importorskip("openvino", reason="the script measures OpenVINO: the openvino extra is not installed")
-    spec = importlib.util.spec_from_file_location("int8_peer_check", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("int8_peer_check")
 
 
 @pytest.fixture(scope="module")

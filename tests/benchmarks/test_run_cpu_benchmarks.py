@@ -3,25 +3,19 @@ and ending by itself), and the verdict of the issue's INT8 bar on a report."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "run_cpu_benchmarks.py"
+from ._scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
     pytest.importorskip("openvino", reason="the script measures OpenVINO: the openvino extra is not installed")
-    spec = importlib.util.spec_from_file_location("run_cpu_benchmarks", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("run_cpu_benchmarks")
 
 
 def test_busy_process_is_stopped_by_pid_when_the_block_ends(script: ModuleType) -> None:

@@ -333,7 +333,7 @@ def test_backend_openvino_writes_ir_and_refuses_engine_names(
     code, out, err = run([*args, "-o", str(xml)], capsys)
     assert code == 0, err
     assert "OpenVINO IR" in out and sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]
-    assert "Q/DQ placement: onnxruntime" in out
+    assert "Q/DQ placement: openvino" in out
 
 
 def test_json_keeps_numbers_as_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,8 +54,8 @@ def test_kept_layers_pass_through(calibration: Calibration) -> None:
 
 
 def test_refusals(calibration: Calibration, resnet20_fp32: onnx.ModelProto, images: np.ndarray) -> None:
-    with pytest.raises(UserError, match="unknown Q/DQ placement 'openvino'"):
-        place(calibration, "openvino")
+    with pytest.raises(UserError, match="unknown Q/DQ placement 'coreml'"):
+        place(calibration, "coreml")
     with pytest.raises(UserError, match="unknown calibration method"):
         place(calibration, "tensorrt", "median")
     with pytest.raises(UserError, match="zero samples"):
