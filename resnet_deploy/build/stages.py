@@ -578,6 +578,10 @@ def write(options: BuildOptions, model: onnx.ModelProto, backend: str, result: B
         say("write", str(result.output))
         atomic_write_bytes(result.output, data)
     result.output_bytes = Path(result.output).stat().st_size
+    if backend == "openvino" and Path(result.output).suffix.lower() == ".xml":
+        from ..backends.openvino import ir_weights
+
+        result.output_bytes += ir_weights(Path(result.output)).stat().st_size  # the IR is the .xml and its .bin
     if result.int8 is not None and result.int8.cache_to_write is not None:
         result.int8.cache.save(result.int8.cache_to_write)
         result.calib_cache_written = result.int8.cache_to_write

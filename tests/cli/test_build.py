@@ -334,6 +334,8 @@ def test_backend_openvino_writes_ir_and_refuses_engine_names(
     assert code == 0, err
     assert "OpenVINO IR" in out and sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]
     assert "Q/DQ placement: openvino" in out
+    size = (xml.stat().st_size + (tmp_path / "m.bin").stat().st_size) / 1e6
+    assert f"m.xml ({size:.2f} MB, int8, openvino)" in out  # the IR's size is the .xml and its .bin
 
 
 def test_json_keeps_numbers_as_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
