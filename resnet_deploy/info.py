@@ -235,6 +235,11 @@ def from_input_shape(shape: Sequence[int | None]) -> ModelInfo | None:
     return None
 
 
+def has_dynamic_hw(shape: Sequence[object]) -> bool:
+    """Whether an N x C x H x W shape leaves H or W open (None, or a named dimension as inspect prints it)."""
+    return len(shape) == 4 and not all(isinstance(d, int) for d in shape[2:])
+
+
 def describe_or_shape(info: ModelInfo | None, shape: Sequence[int | None]) -> ModelInfo | None:
     """``info`` when the model carries it, else what its input shape tells (see :func:`from_input_shape`)."""
     return info if info is not None else from_input_shape(shape)

@@ -13,8 +13,8 @@ import onnx
 
 from .backends.loader import ENGINE_SUFFIXES, IR_SUFFIX
 from .errors import UserError
-from .info import METADATA_PREFIX, from_onnx_props, recorded_runtime
-from .onnx_io import STANDARD_DOMAINS, checker_message, graph_precision, info_from_onnx, load_onnx, op_counts
+from .info import METADATA_PREFIX, from_onnx_props, has_dynamic_hw, recorded_runtime
+from .onnx_io import STANDARD_DOMAINS, checker_message, graph_precision, load_onnx, metadata, op_counts
 
 
 def _value_info(v: onnx.ValueInfoProto) -> dict[str, Any]:
@@ -79,6 +79,15 @@ def _dtype_name(t: onnx.TensorProto) -> str:
         return f"type {t.data_type}"
 
 
+def _model_info(props: dict[str, str], source: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(our ModelInfo as a dict, None); (None, None) without our metadata; (None, why) when it is unreadable."""
+    try:
+        info = from_onnx_props(props, source)
+    except UserError as exc:
+        return None, str(exc)
+    return (None if info is None else asdict(info)), None
+
+
 def inspect_onnx(path: str | Path) -> dict[str, Any]:
     """Describe an ONNX file: ops, I/O, opset, resnet-deploy metadata, precision, weights, Q/DQ and plugin nodes."""
     path = Path(path)
@@ -103,13 +112,9 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         n_params += values
     ops = op_counts(model)
     plugins = Counter(f"{n.domain}::{n.op_type}" for n in graph.node if n.domain not in STANDARD_DOMAINS)
-    try:
-        info = info_from_onnx(model)
-        info_dict: dict[str, Any] | None = None if info is None else asdict(info)
-        info_error = None
-    except UserError as exc:
-        info_dict, info_error = None, str(exc)
-    other_meta = {p.key: p.value for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)}
+    props = metadata(model)
+    info_dict, info_error = _model_info(props, "ONNX metadata")
+    other_meta = {k: v for k, v in props.items() if not k.startswith(METADATA_PREFIX)}
     return {
         "schema": SCHEMA,
         "format": "onnx",
@@ -129,9 +134,9 @@ def inspect_onnx(path: str | Path) -> dict[str, Any]:
         "initializer_bytes": init_bytes,
         "parameters": n_params,
         "qdq_nodes": ops.get("QuantizeLinear", 0) + ops.get("DequantizeLinear", 0),
-        "qdq_placement": next((p.value for p in model.metadata_props if p.key == "resnet_deploy.qdq_placement"), None),
+        "qdq_placement": props.get(METADATA_PREFIX + "qdq_placement"),
         # what build --backend auto measured faster and load runs it on (an unknown value: None, as load ignores it)
-        "runtime": recorded_runtime({p.key: p.value for p in model.metadata_props})[0],
+        "runtime": recorded_runtime(props)[0],
         "batchnorm_nodes": ops.get("BatchNormalization", 0),
         "plugin_nodes": dict(plugins),
         "model_info_error": info_error,
@@ -233,12 +238,7 @@ def inspect_ir(path: str | Path) -> dict[str, Any]:
     counts = Counter(op.get_type_name() for op in ops if op.get_type_name() not in (*_GRAPH_ENDS, "Constant"))
     consts = [op for op in ops if op.get_type_name() == "Constant"]
     props = ir_metadata(model)
-    try:
-        info = from_onnx_props(props, f"{ir.xml} (IR metadata)")
-        info_dict: dict[str, Any] | None = None if info is None else asdict(info)
-        info_error = None
-    except UserError as exc:
-        info_dict, info_error = None, str(exc)
+    info_dict, info_error = _model_info(props, f"{ir.xml} (IR metadata)")
     quantized = sum(op.get_element_type().get_type_name() in _QUANTIZED_TYPES for op in consts)
     return {
         "schema": SCHEMA,
@@ -329,7 +329,7 @@ def _model_info_line(d: dict[str, Any]) -> str:
     desc = f"{info['arch']}, {info['num_classes']} classes, input {info['in_channels']}x{info['input_size']}x"
     desc += f"{info['input_size']}"
     shape = d["inputs"][0]["shape"] if len(d["inputs"]) == 1 else []
-    if len(shape) == 4 and not all(isinstance(x, int) for x in shape[2:]):
+    if has_dynamic_hw(shape):
         desc += " (the opt size images are resized to; the graph's H and W are dynamic)"
     if info.get("mean") is not None:
         desc += f", normalisation in graph (mean {info['mean']}, std {info['std']})"

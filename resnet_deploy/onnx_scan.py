@@ -209,15 +209,11 @@ def read_model_file(path: str | Path) -> bytes:
 
 
 def _file_varint(f: BinaryIO) -> int:
-    result = shift = 0
-    while True:
-        b = f.read(1)
-        if not b or shift > 63:
-            raise _Bad("truncated varint")
-        result |= (b[0] & 0x7F) << shift
-        if not b[0] & 0x80:
-            return result
-        shift += 7
+    """:func:`_varint` at the file's position (a varint is at most 10 bytes), leaving the file just after it."""
+    chunk = f.read(10)
+    value, used = _varint(memoryview(chunk), 0)
+    f.seek(used - len(chunk), os.SEEK_CUR)
+    return value
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

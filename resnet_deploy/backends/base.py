@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..info import ModelInfo
+from ..info import ModelInfo, has_dynamic_hw
 
 
 class InferenceModel(ABC):
@@ -68,7 +68,7 @@ class InferenceModel(ABC):
         """``input_shape`` with dynamic H and W at the model's recorded input size (the opt size its images are
         resized to), where it records one: the shape to time or feed it at."""
         shape = self.input_shape
-        if len(shape) == 4 and self.info is not None and (shape[2] is None or shape[3] is None):
+        if self.info is not None and has_dynamic_hw(shape):
             return (shape[0], shape[1], self.info.input_size, self.info.input_size)
         return shape
 

@@ -8,6 +8,7 @@ write.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from .._io import atomic_write_bytes
 from .._version import __version__
 from ..backends.openvino import openvino_available
 from ..errors import UserError
-from ..info import RUNTIME_KEY, ModelInfo
+from ..info import RUNTIME_KEY, ModelInfo, has_dynamic_hw
 from ..models.bundled import bundled_checkpoints
 from ..onnx_io import QDQ_OPS, check_finite_weights, info_from_onnx, load_onnx, set_info, set_metadata
 from ..passes import Pass, PassReport, run_passes
@@ -110,7 +111,7 @@ def apply_shapes(options: BuildOptions, source: Source, backend: str = "tensorrt
     model = source.model
     name, shape = model_input(model)
     profile = spatial_profile(options)
-    dynamic_hw = len(shape) == 4 and (shape[2] is None or shape[3] is None)
+    dynamic_hw = has_dynamic_hw(shape)
     if dynamic_hw and profile is not None:
         check_square(profile)
         if source.info is not None and source.info.input_size != profile.opt[0]:
@@ -226,7 +227,7 @@ def input_shape_at_opt(model: onnx.ModelProto, options: BuildOptions | None) -> 
 
     _, shape = model_input(model)
     profile = spatial_profile(options) if options is not None else None
-    if profile is not None and len(shape) == 4 and (shape[2] is None or shape[3] is None):
+    if profile is not None and has_dynamic_hw(shape):
         return (shape[0], shape[1], *profile.opt)
     return shape
 
@@ -357,7 +358,7 @@ def precision(
     elif options.precision == "int8":
         import time
 
-        from ..precision.calibration import LOG_SEVERITY, onnxruntime_log
+        from ..precision.calibration import onnxruntime_log
         from ..precision.ptq import quantize_int8
 
         eval_data = None
@@ -380,7 +381,7 @@ def precision(
         def progress(done: int, total: int) -> None:
             say("calibrate", progress_line(done, total, time.perf_counter() - started[0]))
 
-        with onnxruntime_log(0 if options.verbose else LOG_SEVERITY.get()):  # --verbose: every session's log
+        with onnxruntime_log(0) if options.verbose else nullcontext():  # --verbose: every session's log
             quantized = quantize_int8(model, calib, int8, desc, eval_data, on_step=step, on_progress=progress)
         model = quantized.model
         result.int8 = quantized
